@@ -1,0 +1,1 @@
+"""Binaries that turn raw datasets into what t2i reads."""

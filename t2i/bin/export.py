@@ -1,0 +1,68 @@
+"""Exports a run's generator as a SavedModel in TF Serving's layout, DIR/NAME/<version>/.
+
+    t2i-export --log_dir=runs/demo --export_dir=saved_models --name=shapes_dcgan
+    saved_model_cli show --dir saved_models/shapes_dcgan/1 --all
+
+In Python (any process, no t2i needed):
+
+    serve = tf.saved_model.load("saved_models/shapes_dcgan/1").signatures["serving_default"]
+    images = serve(noise=tf.random.normal([4, 100]))["images"]      # uint8 [4, H, W, C]
+
+Each export is a new version (1, 2, ...); existing versions are never overwritten.
+"""
+import json
+import sys
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+# --log_dir is absl.logging's flag, reused as the run directory.
+flags.DEFINE_string("checkpoint", "", "A specific checkpoint prefix (default: the run's newest).")
+flags.DEFINE_string("export_dir", "saved_models", "Folder holding exported models.")
+flags.DEFINE_string("name", "", "Model name: the export goes to export_dir/name/<next version>.")
+flags.DEFINE_bool("print_request", False, "Print a TF Serving REST request body for the export.")
+
+
+def export_run(log_dir, export_dir, name, checkpoint=""):
+    from t2i.export import saved_model
+    from t2i.training.run import restore_generator
+
+    generator, _, _ = restore_generator(log_dir, checkpoint or None)
+    return saved_model.export_generator(generator, export_dir, name)
+
+
+def rest_request(noise_dim, batch=1, seed=0):
+    import numpy as np
+
+    noise = np.random.default_rng(seed).standard_normal((batch, noise_dim)).round(4).tolist()
+    return json.dumps({"signature_name": "serving_default", "inputs": {"noise": noise}})
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    if not FLAGS.log_dir:
+        print("t2i-export: error: --log_dir is required (the run to export)", file=sys.stderr)
+        return 1
+    if not FLAGS.name:
+        print("t2i-export: error: --name is required (export goes to export_dir/name/<version>)", file=sys.stderr)
+        return 1
+    from t2i import configs
+
+    try:
+        path = export_run(FLAGS.log_dir, FLAGS.export_dir, FLAGS.name, FLAGS.checkpoint)
+    except (configs.ConfigError, ValueError) as error:
+        print(f"t2i-export: error: {error}", file=sys.stderr)
+        return 1
+    print(f"Exported to {path}")
+    if FLAGS.print_request:
+        print(rest_request(configs.load(FLAGS.log_dir).noise_dim))
+    return 0
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,112 @@
+"""Trains a GAN.
+
+    t2i-train --model=dcgan --dataset=shapes --image_size=32 --batch_size=8 --steps=4 --log_dir=runs/demo
+    t2i-train --preset=dcgan_shapes --log_dir=runs/shapes --export_dir=saved_models --export_name=shapes_dcgan
+
+Re-running with the same --log_dir resumes at the last checkpoint. Start from a named --preset (the original
+experiments' hyperparameters) and override any field with its flag; --flagfile=FILE reads flags from a file and
+--dry_run prints the resolved config without training.
+"""
+import dataclasses
+import sys
+
+from absl import app, flags
+
+from t2i import configs
+
+FLAGS = flags.FLAGS
+_DEFAULTS = configs.TrainConfig()
+
+flags.DEFINE_string("preset", "", f"Named preset to start from: {', '.join(sorted(configs.PRESETS))}.")
+flags.DEFINE_bool("dry_run", False, "Print the resolved config and exit.")
+
+flags.DEFINE_string("model", _DEFAULTS.model, "Model family: dcgan.")
+flags.DEFINE_string("dataset", _DEFAULTS.dataset, "shapes (embedded, procedurally generated) or folder.")
+flags.DEFINE_string("data_dir", _DEFAULTS.data_dir, "Image folder for --dataset=folder (searched recursively).")
+flags.DEFINE_integer("num_examples", _DEFAULTS.num_examples, "Images in the shapes dataset.")
+flags.DEFINE_integer("dataset_seed", _DEFAULTS.dataset_seed, "Seed of the shapes dataset / folder augmentation.")
+flags.DEFINE_integer("image_size", _DEFAULTS.image_size, "Image side, a power of two in [32, 256].")
+flags.DEFINE_integer("channels", _DEFAULTS.channels, "Image channels (1 grey, 3 RGB, N for .npy heatmaps).")
+flags.DEFINE_bool("class_subfolders", _DEFAULTS.class_subfolders, "Folder dataset: first-level folders are classes.")
+flags.DEFINE_enum("on_bad_image", _DEFAULTS.on_bad_image, ["skip", "fail"],
+                  "Folder dataset: skip unreadable images (reported by name, with a count) or fail on the first.")
+
+flags.DEFINE_integer("noise_dim", _DEFAULTS.noise_dim, "Size of z.")
+flags.DEFINE_integer("gf_dim", _DEFAULTS.gf_dim, "Generator filters at the finest hidden resolution.")
+flags.DEFINE_integer("df_dim", _DEFAULTS.df_dim, "Discriminator filters at the finest resolution.")
+flags.DEFINE_integer("max_filters", _DEFAULTS.max_filters, "Cap on filters per stage.")
+flags.DEFINE_string("upsampling", _DEFAULTS.upsampling, "transposed (stride-2 deconv) or nearest (resize + conv).")
+flags.DEFINE_float("bn_epsilon", _DEFAULTS.bn_epsilon, "BatchNorm epsilon.")
+flags.DEFINE_float("bn_momentum", _DEFAULTS.bn_momentum, "BatchNorm momentum (Keras convention: 0.9).")
+
+flags.DEFINE_string("loss", _DEFAULTS.loss, "minimax, non_saturating, hinge, wasserstein or least_squares.")
+flags.DEFINE_float("label_smoothing", _DEFAULTS.label_smoothing, "One-sided label smoothing of real targets.")
+flags.DEFINE_float("gp_weight", _DEFAULTS.gp_weight, "Gradient-penalty weight λ (0 = off; WGAN-GP uses 10).")
+flags.DEFINE_integer("n_critic", _DEFAULTS.n_critic, "Discriminator updates per batch.")
+flags.DEFINE_integer("n_gen", _DEFAULTS.n_gen, "Generator updates per batch.")
+flags.DEFINE_integer("batch_size", _DEFAULTS.batch_size, "Global batch size (split across replicas).")
+flags.DEFINE_integer("steps", _DEFAULTS.steps, "Total training steps (batches); or use --epochs.")
+flags.DEFINE_integer("epochs", _DEFAULTS.epochs, "Total epochs over the dataset; or use --steps.")
+flags.DEFINE_float("lr_g", _DEFAULTS.lr_g, "Generator learning rate.")
+flags.DEFINE_float("lr_d", _DEFAULTS.lr_d, "Discriminator learning rate.")
+flags.DEFINE_float("beta1", _DEFAULTS.beta1, "Adam β1.")
+flags.DEFINE_float("beta2", _DEFAULTS.beta2, "Adam β2.")
+flags.DEFINE_string("lr_schedule", _DEFAULTS.lr_schedule,
+                    "constant, step (× --lr_decay_rate every --lr_decay_steps, floored at --lr_min) or linear.")
+flags.DEFINE_integer("lr_decay_steps", _DEFAULTS.lr_decay_steps, "Steps between decays for --lr_schedule=step.")
+flags.DEFINE_float("lr_decay_rate", _DEFAULTS.lr_decay_rate, "Decay factor for --lr_schedule=step.")
+flags.DEFINE_float("lr_min", _DEFAULTS.lr_min, "Lower bound of decayed learning rates.")
+
+# --log_dir (the run directory: checkpoints, samples, TensorBoard logs) is absl.logging's own flag, reused: absl
+# writes no log files unless asked to, and a second definition is an error.
+flags.DEFINE_integer("checkpoint_every", _DEFAULTS.checkpoint_every, "Steps between checkpoints.")
+flags.DEFINE_integer("keep_checkpoints", _DEFAULTS.keep_checkpoints, "Checkpoints kept.")
+flags.DEFINE_integer("sample_every", _DEFAULTS.sample_every, "Steps between sample grids.")
+flags.DEFINE_integer("num_samples", _DEFAULTS.num_samples, "Images in each sample grid.")
+flags.DEFINE_integer("log_every", _DEFAULTS.log_every, "Steps between scalar logs.")
+flags.DEFINE_integer("seed", _DEFAULTS.seed, "Seed for weights, noise and shuffling.")
+flags.DEFINE_bool("jit_compile", _DEFAULTS.jit_compile, "Compile the train step with XLA.")
+flags.DEFINE_string("strategy", _DEFAULTS.strategy, "default, mirrored or multi_worker (TF_CONFIG).")
+flags.DEFINE_string("export_dir", _DEFAULTS.export_dir, "If set, export the generator here after training.")
+flags.DEFINE_string("export_name", _DEFAULTS.export_name, "Model name under --export_dir.")
+
+
+def config_from_flags():
+    """Preset values, then every flag the user gave explicitly on top."""
+    overrides = {
+        field.name: FLAGS[field.name].value
+        for field in dataclasses.fields(configs.TrainConfig)
+        if FLAGS[field.name].present
+    }
+    return configs.from_preset(FLAGS.preset, **overrides)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    try:
+        # Validation imports no TensorFlow: a bad flag is reported in a second, before any work.
+        config = configs.validate(config_from_flags())
+    except configs.ConfigError as error:
+        print(f"t2i-train: error: {error}", file=sys.stderr)
+        return 1
+    if FLAGS.dry_run:
+        print(config.to_json())
+        return 0
+    from t2i.training import callbacks as cb
+    from t2i.training.run import train
+
+    try:
+        train(config)
+    except (configs.ConfigError, cb.NonFiniteLossError) as error:
+        print(f"t2i-train: error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,1 @@
+"""Exports: SavedModels for TF Serving."""

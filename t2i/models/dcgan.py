@@ -1,0 +1,114 @@
+"""DCGAN generator and discriminator (Radford et al. 2016) for any power-of-two size 32–256 and channel count.
+
+The classic 64×64 networks are `DCGANGenerator()` (100 → 4×4×512 → 256 → 128 → 64 → 3) and its mirror
+`DCGANDiscriminator()` (3 → 64 → 128 → 256 → 512 → 1), 4×4 kernels. Widths come from a per-resolution channel
+table, so other sizes keep the same shape of network: 64 filters at the finest resolution, doubling per stage up to
+`max_filters`.
+"""
+import keras
+
+from t2i.layers import blocks
+
+
+@keras.saving.register_keras_serializable(package="t2i")
+class DCGANGenerator(keras.Model):
+    """z ~ N(0, I) of size `noise_dim` → image in [-1, 1] of shape [image_size, image_size, channels].
+
+    Args:
+        image_size: output side, a power of two in [32, 256].
+        channels: output channels (3 for RGB, 1 for grey, N for heatmaps).
+        noise_dim: size of z.
+        base_filters: filters of the last hidden stage (at image_size / 2).
+        max_filters: cap on the filters of the coarsest stages.
+        upsampling: "transposed" (stride-2 4×4 transposed convs) or "nearest" (resize + 3×3 conv).
+        bn_epsilon, bn_momentum: BatchNorm settings (Keras momentum: 0.9 ≙ PyTorch momentum 0.1).
+    """
+
+    def __init__(self, image_size=64, channels=3, noise_dim=100, base_filters=64, max_filters=512,
+                 upsampling="transposed", bn_epsilon=1e-5, bn_momentum=0.9, **kwargs):
+        log_size = blocks.check_image_size(image_size)
+        # Stages at 4, 8, ..., image_size / 2, widest first; the last upsampling produces the image.
+        table = blocks.channel_table(log_size - 2, base_filters, max_filters, widening=False)
+
+        noise = keras.Input(shape=(noise_dim,), name="noise")
+        x = keras.layers.Dense(4 * 4 * table[0], use_bias=False, kernel_initializer=blocks.dcgan_init(),
+                               name="project")(noise)
+        x = keras.layers.Reshape((4, 4, table[0]), name="project_reshape")(x)
+        x = blocks.batch_norm(x, bn_epsilon, bn_momentum, name="project_bn")
+        x = keras.layers.ReLU(name="project_relu")(x)
+        for i, filters in enumerate(table[1:], start=1):
+            x = blocks.upsample(x, filters, upsampling, name=f"up{i}")
+            x = blocks.batch_norm(x, bn_epsilon, bn_momentum, name=f"up{i}_bn")
+            x = keras.layers.ReLU(name=f"up{i}_relu")(x)
+        x = blocks.upsample(x, channels, upsampling, name="to_image", use_bias=True)
+        image = keras.layers.Activation("tanh", dtype="float32", name="image")(x)
+        super().__init__(inputs=noise, outputs=image, **kwargs)
+
+        self.image_size = image_size
+        self.channels = channels
+        self.noise_dim = noise_dim
+        self.base_filters = base_filters
+        self.max_filters = max_filters
+        self.upsampling = upsampling
+        self.bn_epsilon = bn_epsilon
+        self.bn_momentum = bn_momentum
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "image_size": self.image_size,
+            "channels": self.channels,
+            "noise_dim": self.noise_dim,
+            "base_filters": self.base_filters,
+            "max_filters": self.max_filters,
+            "upsampling": self.upsampling,
+            "bn_epsilon": self.bn_epsilon,
+            "bn_momentum": self.bn_momentum,
+        }
+
+
+@keras.saving.register_keras_serializable(package="t2i")
+class DCGANDiscriminator(keras.Model):
+    """Image in [-1, 1] → one real/fake logit per image, shape [batch, 1].
+
+    Stride-2 4×4 convs halve the image down to 4×4 (no BatchNorm on the first, LeakyReLU 0.2 throughout), then a
+    4×4 valid conv gives the logit, as in the reference implementation.
+    """
+
+    def __init__(self, image_size=64, channels=3, base_filters=64, max_filters=512, bn_epsilon=1e-5,
+                 bn_momentum=0.9, leaky_slope=0.2, **kwargs):
+        log_size = blocks.check_image_size(image_size)
+        table = blocks.channel_table(log_size - 2, base_filters, max_filters)
+
+        image = keras.Input(shape=(image_size, image_size, channels), name="image")
+        x = image
+        for i, filters in enumerate(table):
+            x = blocks.downsample(x, filters, name=f"down{i}")
+            if i > 0:
+                x = blocks.batch_norm(x, bn_epsilon, bn_momentum, name=f"down{i}_bn")
+            x = keras.layers.LeakyReLU(leaky_slope, name=f"down{i}_lrelu")(x)
+        x = keras.layers.Conv2D(1, 4, padding="valid", kernel_initializer=blocks.dcgan_init(), name="logit_conv")(x)
+        logits = keras.layers.Flatten(dtype="float32", name="logits")(x)
+        super().__init__(inputs=image, outputs=logits, **kwargs)
+
+        self.image_size = image_size
+        self.channels = channels
+        self.base_filters = base_filters
+        self.max_filters = max_filters
+        self.bn_epsilon = bn_epsilon
+        self.bn_momentum = bn_momentum
+        self.leaky_slope = leaky_slope
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "image_size": self.image_size,
+            "channels": self.channels,
+            "base_filters": self.base_filters,
+            "max_filters": self.max_filters,
+            "bn_epsilon": self.bn_epsilon,
+            "bn_momentum": self.bn_momentum,
+            "leaky_slope": self.leaky_slope,
+        }

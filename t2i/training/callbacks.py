@@ -1,0 +1,226 @@
+"""Callbacks for `GANTrainer.fit`: non-finite guard, atomic checkpoints, sample grids, scalar logs, loss curves.
+
+They act on the trainer's `global_step` (batches trained since the run began), not Keras' per-fit batch index,
+so a resumed run keeps its schedule. Order matters: the guard runs first so a bad step is never checkpointed.
+"""
+import csv
+import math
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from t2i.utils import images as image_utils
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced a NaN/Inf loss or weight; the last good checkpoint is left intact."""
+
+
+class NonFiniteGuard(keras.callbacks.Callback):
+    """Stops training at the first non-finite loss and remembers why."""
+
+    def __init__(self, trainer):
+        super().__init__()
+        self.trainer = trainer
+        self.failure = None
+
+    def fail(self, message):
+        if self.failure is None:
+            self.failure = message
+        self.trainer.stop_training = True
+
+    def on_train_batch_end(self, batch, logs=None):
+        for name, value in (logs or {}).items():
+            if not math.isfinite(float(value)):
+                step = int(self.trainer.global_step.numpy())
+                self.fail(f"{name} is {float(value)} at step {step}")
+                return
+
+
+def weights_are_finite(variables):
+    return all(
+        bool(tf.reduce_all(tf.math.is_finite(v.value))) for v in variables if tf.as_dtype(v.dtype).is_floating
+    )
+
+
+class CheckpointCallback(keras.callbacks.Callback):
+    """Saves every `every` steps and at the end, unless the guard has tripped or any weight is non-finite.
+
+    `tf.train.CheckpointManager` writes the data files first and only then replaces the `checkpoint` index file
+    atomically, so a kill at any moment leaves the index pointing at a complete checkpoint.
+    """
+
+    def __init__(self, trainer, manager, every, guard):
+        super().__init__()
+        self.trainer = trainer
+        self.manager = manager
+        self.every = every
+        self.guard = guard
+        self.last_saved_step = None
+
+    def save(self):
+        step = int(self.trainer.global_step.numpy())
+        if self.guard.failure is not None or step == self.last_saved_step:
+            return None
+        if not weights_are_finite(self.trainer.generator.variables + self.trainer.discriminator.variables):
+            self.guard.fail(f"a weight became non-finite by step {step}")
+            return None
+        path = self.manager.save(checkpoint_number=step)
+        self.last_saved_step = step
+        return path
+
+    def on_train_batch_end(self, batch, logs=None):
+        if int(self.trainer.global_step.numpy()) % self.every == 0:
+            self.save()
+
+    def on_train_end(self, logs=None):
+        self.save()
+
+
+class SampleGridCallback(keras.callbacks.Callback):
+    """Every `every` steps: the fixed-noise grid as `samples/step_XXXXXXX.png`, `samples.png` and a TB image."""
+
+    def __init__(self, trainer, log_dir, every, writer=None):
+        super().__init__()
+        self.trainer = trainer
+        self.log_dir = log_dir
+        self.every = every
+        self.writer = writer
+        self.inputs = trainer.sample_inputs()
+        self.last_path = None
+
+    def write(self):
+        step = int(self.trainer.global_step.numpy())
+        images = self.trainer.generate(self.inputs).numpy()
+        path = os.path.join(self.log_dir, "samples", f"step_{step:07d}.png")
+        grid = image_utils.save_grid(path, images)
+        image_utils.write_png(os.path.join(self.log_dir, "samples.png"), grid)
+        if self.writer is not None:
+            with self.writer.as_default():
+                tf.summary.image("samples", grid[None], step=step)
+        self.last_path = path
+        return path
+
+    def on_train_batch_end(self, batch, logs=None):
+        if int(self.trainer.global_step.numpy()) % self.every == 0:
+            self.write()
+
+    def on_train_end(self, logs=None):
+        if self.last_path is None or not self.last_path.endswith(f"{int(self.trainer.global_step.numpy()):07d}.png"):
+            self.write()
+
+
+class ScalarLogger(keras.callbacks.Callback):
+    """Every `every` steps: the window means of the trackers to TensorBoard and `losses.csv`, then resets them.
+
+    Resetting makes the progress bar and the logs show recent values rather than the mean since the run began.
+    Learning rates are logged too, as they follow a schedule.
+    """
+
+    def __init__(self, trainer, csv_path, every, writer=None):
+        super().__init__()
+        self.trainer = trainer
+        self.csv_path = csv_path
+        self.every = every
+        self.writer = writer
+        self._reset_pending = False
+
+    def _learning_rates(self):
+        rates = {}
+        for name, optimizer in (("lr_g", self.trainer.g_optimizer), ("lr_d", self.trainer.d_optimizer)):
+            rates[name] = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+        return rates
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = int(self.trainer.global_step.numpy())
+        if step % self.every:
+            return
+        row = {name: float(value) for name, value in (logs or {}).items()}
+        row.update(self._learning_rates())
+        if self.writer is not None:
+            with self.writer.as_default():
+                for name, value in row.items():
+                    tf.summary.scalar(name, value, step=step)
+        append_csv_row(self.csv_path, step, row)
+        self._reset_pending = True
+
+    def on_train_batch_begin(self, batch, logs=None):
+        # Reset before the next window rather than right after logging, so the final progress-bar line and the
+        # end-of-fit logs still show the last window instead of zeros.
+        if self._reset_pending:
+            for metric in self.trainer.metrics:
+                metric.reset_state()
+            self._reset_pending = False
+
+    def on_train_end(self, logs=None):
+        if self.writer is not None:
+            self.writer.flush()
+
+
+def append_csv_row(path, step, row):
+    exists = os.path.exists(path)
+    with open(path, "a", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        if not exists:
+            writer.writerow(["step", *sorted(row)])
+        writer.writerow([step, *(row[k] for k in sorted(row))])
+
+
+def read_csv_rows(path):
+    """Rows of `losses.csv` as dicts; a torn last line (from a kill mid-write) is dropped."""
+    if not os.path.exists(path):
+        return []
+    rows = []
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        for values in reader:
+            if header and len(values) == len(header):
+                try:
+                    rows.append({k: float(v) for k, v in zip(header, values)})
+                except ValueError:
+                    continue
+    return rows
+
+
+def truncate_csv(path, max_step):
+    """On resume, forget rows logged after the restored checkpoint (those steps are trained again)."""
+    if not os.path.exists(path):
+        return
+    rows = read_csv_rows(path)
+    os.remove(path)
+    for row in rows:
+        if row["step"] <= max_step:
+            step = int(row.pop("step"))
+            append_csv_row(path, step, row)
+
+
+def plot_loss_curves(csv_path, png_path):
+    """A matplotlib PNG of every logged loss against step; returns the path, or None with nothing logged."""
+    rows = read_csv_rows(csv_path)
+    if not rows:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    steps = np.array([row["step"] for row in rows])
+    names = [k for k in rows[0] if k != "step" and not k.startswith("lr_")]
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
+    for name in names:
+        ax.plot(steps, [row.get(name, np.nan) for row in rows], label=name, linewidth=1.2)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (mean over logging window)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    tmp = png_path + ".tmp.png"
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, png_path)
+    logging.info("Wrote loss curves to %s", png_path)
+    return png_path

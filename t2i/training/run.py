@@ -1,0 +1,142 @@
+"""`train(config)`: one run from a validated config to checkpoints, samples, logs and (optionally) an export.
+
+Re-running with the same `log_dir` resumes at the last complete checkpoint. Everything a later tool needs is in the
+run directory:
+
+    <log_dir>/config.json           the config (read by t2i-sample / t2i-export / a resumed run)
+    <log_dir>/checkpoints/          tf.train checkpoints (ckpt-<step>), newest `keep_checkpoints` kept
+    <log_dir>/samples/step_*.png    fixed-noise grids; <log_dir>/samples.png is the newest
+    <log_dir>/tensorboard/          scalars (losses, learning rates) and sample images
+    <log_dir>/losses.csv            the same scalars; <log_dir>/loss_curves.png plots them at the end
+    <log_dir>/generator.keras       the trained generator for other Keras projects
+"""
+import dataclasses
+import math
+import os
+
+import keras
+import tensorflow as tf
+from absl import logging
+
+from t2i import configs
+from t2i.data import datasets
+from t2i.export import saved_model
+from t2i.training import callbacks as cb
+from t2i.training import distribute, factory
+
+
+@dataclasses.dataclass
+class TrainResult:
+    log_dir: str
+    step: int
+    resumed_from: int
+    checkpoint: str | None
+    samples: str | None
+    loss_curves: str | None
+    export: str | None
+
+
+def make_checkpoint(trainer):
+    return tf.train.Checkpoint(
+        generator=trainer.generator, discriminator=trainer.discriminator, g_optimizer=trainer.g_optimizer,
+        d_optimizer=trainer.d_optimizer, global_step=trainer.global_step,
+    )
+
+
+def checkpoint_dir(log_dir):
+    return os.path.join(log_dir, "checkpoints")
+
+
+def total_steps(config, num_examples):
+    if config.steps:
+        return config.steps
+    if not num_examples:
+        raise configs.ConfigError("--epochs needs a dataset of known size; use --steps instead.")
+    return config.epochs * max(num_examples // config.batch_size, 1)
+
+
+def _prepare_log_dir(config):
+    saved_path = os.path.join(config.log_dir, "config.json")
+    if os.path.exists(saved_path):
+        configs.check_resume_compatible(configs.load(config.log_dir), config)
+    os.makedirs(config.log_dir, exist_ok=True)
+
+
+def train(config, verbose="auto"):
+    """Trains per `config` (validated first) and returns where the results went."""
+    configs.validate(config)
+    _prepare_log_dir(config)
+    keras.utils.set_random_seed(config.seed)
+    strategy = distribute.get_strategy(config.strategy)
+    chief = distribute.is_chief()
+
+    dataset, num_examples = datasets.build_dataset(config, split="train", training=True)
+    steps = total_steps(config, num_examples)
+    with strategy.scope():
+        trainer = factory.build_trainer(config, steps)
+    checkpoint = make_checkpoint(trainer)
+    manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir(config.log_dir), config.keep_checkpoints)
+    resumed_from = 0
+    if manager.latest_checkpoint:
+        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        resumed_from = int(trainer.global_step.numpy())
+        logging.info("Resumed from %s at step %d.", manager.latest_checkpoint, resumed_from)
+        print(f"Resumed from {manager.latest_checkpoint} at step {resumed_from}.", flush=True)
+    if chief:
+        configs.save(config, config.log_dir)
+
+    csv_path = os.path.join(config.log_dir, "losses.csv")
+    cb.truncate_csv(csv_path, resumed_from)
+    writer = tf.summary.create_file_writer(os.path.join(config.log_dir, "tensorboard")) if chief else None
+    guard = cb.NonFiniteGuard(trainer)
+    checkpointer = cb.CheckpointCallback(trainer, manager, config.checkpoint_every, guard)
+    sampler = cb.SampleGridCallback(trainer, config.log_dir, config.sample_every, writer)
+    callbacks = [guard, cb.ScalarLogger(trainer, csv_path, config.log_every, writer)]
+    if chief:
+        callbacks += [checkpointer, sampler]
+
+    remaining = steps - resumed_from
+    if remaining > 0:
+        pipeline = datasets.training_pipeline(
+            dataset, config.batch_size, keys=("image",), seed=config.seed + resumed_from
+        )
+        print(f"Training {config.model} on {config.dataset} for steps {resumed_from + 1}-{steps} "
+              f"(batch {config.batch_size}, {config.image_size}x{config.image_size}) in {config.log_dir}", flush=True)
+        trainer.fit(pipeline, epochs=1, steps_per_epoch=remaining, callbacks=callbacks, verbose=verbose,
+                    shuffle=False)
+    else:
+        print(f"{config.log_dir} is already trained to step {resumed_from} (--steps={steps}); nothing to do.",
+              flush=True)
+    if guard.failure is not None:
+        last = manager.latest_checkpoint or "none written yet"
+        raise cb.NonFiniteLossError(
+            f"Training stopped: {guard.failure}. The last good checkpoint is intact: {last}. "
+            "Lower the learning rates or check the data, then re-run to resume from it."
+        )
+
+    result = TrainResult(config.log_dir, int(trainer.global_step.numpy()), resumed_from,
+                         manager.latest_checkpoint, None, None, None)
+    if not chief:
+        return result
+    if remaining <= 0:
+        checkpointer.save()
+    result.checkpoint = manager.latest_checkpoint
+    result.samples = sampler.write() if sampler.last_path is None else sampler.last_path
+    result.loss_curves = cb.plot_loss_curves(csv_path, os.path.join(config.log_dir, "loss_curves.png"))
+    trainer.generator.save(os.path.join(config.log_dir, "generator.keras"))
+    if config.export_dir:
+        result.export = saved_model.export_generator(trainer.generator, config.export_dir, config.export_name)
+        print(f"Exported the generator to {result.export}", flush=True)
+    print(f"Done at step {result.step}: samples {result.samples}, checkpoint {result.checkpoint}", flush=True)
+    return result
+
+
+def restore_generator(log_dir, checkpoint_path=None):
+    """The generator of a run, rebuilt from its config.json and restored from its newest (or a given) checkpoint."""
+    config = configs.load(log_dir)
+    generator = factory.build_generator(config)
+    path = checkpoint_path or tf.train.latest_checkpoint(checkpoint_dir(log_dir))
+    if not path:
+        raise configs.ConfigError(f"--log_dir: no checkpoint under {checkpoint_dir(log_dir)}")
+    tf.train.Checkpoint(generator=generator).restore(path).expect_partial()
+    return generator, config, path

@@ -1,0 +1,62 @@
+"""Learning-rate schedules in trainer steps (one step = one batch), whatever the updates per batch."""
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="t2i")
+class StepDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """lr = max(initial · rate^⌊step / decay_steps⌋, minimum): StackGAN's 'halve every N epochs', BEGAN's floor.
+
+    `updates_per_step` converts the optimizer's iteration count (which counts every update) back to trainer steps,
+    so a discriminator updated 5 times per batch decays on the same schedule as its generator.
+    """
+
+    def __init__(self, initial_learning_rate, decay_steps, rate=0.5, minimum=0.0, updates_per_step=1):
+        self.initial_learning_rate = float(initial_learning_rate)
+        self.decay_steps = int(decay_steps)
+        self.rate = float(rate)
+        self.minimum = float(minimum)
+        self.updates_per_step = int(updates_per_step)
+
+    def __call__(self, step):
+        trainer_step = ops.floor(ops.cast(step, "float32") / self.updates_per_step)
+        decayed = self.initial_learning_rate * ops.power(self.rate, ops.floor(trainer_step / self.decay_steps))
+        return ops.maximum(decayed, self.minimum)
+
+    def get_config(self):
+        return {
+            "initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
+            "rate": self.rate, "minimum": self.minimum, "updates_per_step": self.updates_per_step,
+        }
+
+
+@keras.saving.register_keras_serializable(package="t2i")
+class LinearDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """lr falls linearly from its initial value to `minimum` over `total_steps` trainer steps."""
+
+    def __init__(self, initial_learning_rate, total_steps, minimum=0.0, updates_per_step=1):
+        self.initial_learning_rate = float(initial_learning_rate)
+        self.total_steps = int(total_steps)
+        self.minimum = float(minimum)
+        self.updates_per_step = int(updates_per_step)
+
+    def __call__(self, step):
+        trainer_step = ops.floor(ops.cast(step, "float32") / self.updates_per_step)
+        fraction = ops.minimum(trainer_step / max(self.total_steps, 1), 1.0)
+        return self.initial_learning_rate + (self.minimum - self.initial_learning_rate) * fraction
+
+    def get_config(self):
+        return {
+            "initial_learning_rate": self.initial_learning_rate, "total_steps": self.total_steps,
+            "minimum": self.minimum, "updates_per_step": self.updates_per_step,
+        }
+
+
+def build_schedule(kind, learning_rate, updates_per_step, decay_steps=0, rate=0.5, minimum=0.0, total_steps=0):
+    if kind == "constant":
+        return learning_rate
+    if kind == "step":
+        return StepDecay(learning_rate, decay_steps, rate, minimum, updates_per_step)
+    if kind == "linear":
+        return LinearDecay(learning_rate, total_steps, minimum, updates_per_step)
+    raise ValueError(f"Unknown learning-rate schedule. Received: lr_schedule={kind!r}")

@@ -1,0 +1,53 @@
+"""Image grids and PNG writing for samples and reports."""
+import math
+
+import numpy as np
+import tensorflow as tf
+
+from t2i.utils import files
+
+
+def to_uint8(images):
+    """[-1, 1] floats → uint8, rounding to the nearest level (the inverse of x / 127.5 - 1)."""
+    images = np.asarray(images, dtype=np.float32)
+    return np.clip(np.round((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def displayable(images):
+    """uint8 NHWC with 1 or 3 channels: 2 channels show the first, >4 (heatmaps) their per-pixel maximum."""
+    channels = images.shape[-1]
+    if channels in (1, 3):
+        return images
+    if channels == 4:
+        return images[..., :3]
+    if channels == 2:
+        return images[..., :1]
+    return images.max(axis=-1, keepdims=True)
+
+
+def make_grid(images, columns=None, padding=2, pad_value=0):
+    """Tiles uint8 images [N, H, W, C] into one [rows·(H+p)+p, cols·(W+p)+p, C] image."""
+    images = displayable(np.asarray(images))
+    count, height, width, channels = images.shape
+    columns = columns or int(math.ceil(math.sqrt(count)))
+    rows = int(math.ceil(count / columns))
+    grid = np.full(
+        (rows * (height + padding) + padding, columns * (width + padding) + padding, channels), pad_value, np.uint8
+    )
+    for index in range(count):
+        row, column = divmod(index, columns)
+        top, left = padding + row * (height + padding), padding + column * (width + padding)
+        grid[top:top + height, left:left + width] = images[index]
+    return grid
+
+
+def write_png(path, image):
+    """Writes a uint8 HWC image atomically."""
+    files.atomic_write_bytes(path, tf.io.encode_png(np.asarray(image, np.uint8)).numpy())
+
+
+def save_grid(path, images, columns=None):
+    """[-1, 1] float images → PNG grid at `path`; returns the grid."""
+    grid = make_grid(to_uint8(images), columns=columns)
+    write_png(path, grid)
+    return grid
