@@ -83,9 +83,10 @@ class CheckpointCallback(keras.callbacks.Callback):
 class SampleGridCallback(keras.callbacks.Callback):
     """Every `every` steps: the fixed-noise grid as `samples/step_XXXXXXX.png`, `samples.png` and a TB image."""
 
-    def __init__(self, trainer, log_dir, every, writer=None):
+    def __init__(self, trainer, log_dir, every, writer=None, guard=None):
         super().__init__()
         self.trainer = trainer
+        self.guard = guard
         self.log_dir = log_dir
         self.every = every
         self.writer = writer
@@ -104,11 +105,16 @@ class SampleGridCallback(keras.callbacks.Callback):
         self.last_path = path
         return path
 
+    def _healthy(self):
+        return self.guard is None or self.guard.failure is None
+
     def on_train_batch_end(self, batch, logs=None):
-        if int(self.trainer.global_step.numpy()) % self.every == 0:
+        if self._healthy() and int(self.trainer.global_step.numpy()) % self.every == 0:
             self.write()
 
     def on_train_end(self, logs=None):
+        if not self._healthy():
+            return
         if self.last_path is None or not self.last_path.endswith(f"{int(self.trainer.global_step.numpy()):07d}.png"):
             self.write()
 

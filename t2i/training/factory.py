@@ -38,6 +38,15 @@ def build_optimizers(config, total_steps):
     return adam(config.lr_g, config.n_gen), adam(config.lr_d, config.n_critic)
 
 
+def apply_learning_rates(trainer, config):
+    """Re-applies the config's constant learning rates after a restore: checkpoints carry the optimizer's
+    learning-rate variable, and a user resuming with a new --lr_g / --lr_d means the new value."""
+    if config.lr_schedule != "constant":
+        return  # Schedules are rebuilt from the config, not restored.
+    trainer.g_optimizer.learning_rate = config.lr_g
+    trainer.d_optimizer.learning_rate = config.lr_d
+
+
 def build_trainer(config, total_steps):
     """A compiled trainer; call inside the strategy scope."""
     generator, discriminator = build_networks(config)

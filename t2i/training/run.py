@@ -80,6 +80,7 @@ def train(config, verbose="auto"):
     if manager.latest_checkpoint:
         checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
         resumed_from = int(trainer.global_step.numpy())
+        factory.apply_learning_rates(trainer, config)
         logging.info("Resumed from %s at step %d.", manager.latest_checkpoint, resumed_from)
         print(f"Resumed from {manager.latest_checkpoint} at step {resumed_from}.", flush=True)
     if chief:
@@ -90,7 +91,7 @@ def train(config, verbose="auto"):
     writer = tf.summary.create_file_writer(os.path.join(config.log_dir, "tensorboard")) if chief else None
     guard = cb.NonFiniteGuard(trainer)
     checkpointer = cb.CheckpointCallback(trainer, manager, config.checkpoint_every, guard)
-    sampler = cb.SampleGridCallback(trainer, config.log_dir, config.sample_every, writer)
+    sampler = cb.SampleGridCallback(trainer, config.log_dir, config.sample_every, writer, guard)
     callbacks = [guard, cb.ScalarLogger(trainer, csv_path, config.log_every, writer)]
     if chief:
         callbacks += [checkpointer, sampler]

@@ -1,0 +1,1 @@
+"""Throughput benchmarks for t2i, including an optional PyTorch reference for comparison."""
