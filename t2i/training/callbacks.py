@@ -230,3 +230,58 @@ def plot_loss_curves(csv_path, png_path):
     os.replace(tmp, png_path)
     logging.info("Wrote loss curves to %s", png_path)
     return png_path
+
+
+class ProgressBar(keras.callbacks.Callback):
+    """One self-updating line on a terminal; on a log file (CI, nohup) a plain line every `every` steps.
+
+    Keras' own bar rewrites itself with carriage returns even in log files, which turns a long run into one
+    multi-megabyte line.
+    """
+
+    def __init__(self, trainer, total_steps, every=100, stream=None, width=24):
+        super().__init__()
+        import sys
+        import time
+
+        self.trainer = trainer
+        self.total_steps = total_steps
+        self.every = every
+        self.stream = stream or sys.stdout
+        self.width = width
+        self.clock = time.perf_counter
+        self.interactive = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self._start_time = None
+        self._start_step = None
+
+    def on_train_begin(self, logs=None):
+        self._start_step = int(self.trainer.global_step.numpy())
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = int(self.trainer.global_step.numpy())
+        if self._start_time is None:
+            # Timing starts after the first step, which includes tracing and compilation.
+            self._start_time, self._start_step = self.clock(), step
+            return
+        if not self.interactive and step % self.every and step != self.total_steps:
+            return
+        self.stream.write(("\r" if self.interactive else "") + self.line(step, logs or {})
+                          + ("" if self.interactive else "\n"))
+        self.stream.flush()
+
+    def line(self, step, logs):
+        done = step / max(self.total_steps, 1)
+        filled = int(round(self.width * done))
+        bar = "=" * max(filled - 1, 0) + (">" if 0 < filled < self.width else "=" * min(filled, 1))
+        timed = step - self._start_step
+        seconds_per_step = (self.clock() - self._start_time) / timed if timed > 0 else float("nan")
+        eta = seconds_per_step * (self.total_steps - step)
+        eta_text = f"{int(eta // 60)}:{int(eta % 60):02d}" if math.isfinite(eta) else "?"
+        metrics = " ".join(f"{name} {float(value):.4f}" for name, value in logs.items())
+        return (f"step {step}/{self.total_steps} [{bar:<{self.width}}] {seconds_per_step:.3f} s/step "
+                f"ETA {eta_text} {metrics}")
+
+    def on_train_end(self, logs=None):
+        if self.interactive:
+            self.stream.write("\n")
+            self.stream.flush()

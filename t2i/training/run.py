@@ -62,8 +62,8 @@ def _prepare_log_dir(config):
     os.makedirs(config.log_dir, exist_ok=True)
 
 
-def train(config, verbose="auto"):
-    """Trains per `config` (validated first) and returns where the results went."""
+def train(config, verbose=True):
+    """Trains per `config` (validated first) and returns where the results went; `verbose` shows progress."""
     configs.validate(config)
     _prepare_log_dir(config)
     keras.utils.set_random_seed(config.seed)
@@ -93,6 +93,8 @@ def train(config, verbose="auto"):
     checkpointer = cb.CheckpointCallback(trainer, manager, config.checkpoint_every, guard)
     sampler = cb.SampleGridCallback(trainer, config.log_dir, config.sample_every, writer, guard)
     callbacks = [guard, cb.ScalarLogger(trainer, csv_path, config.log_every, writer)]
+    if verbose:
+        callbacks.append(cb.ProgressBar(trainer, steps, every=max(config.log_every, steps // 20)))
     if chief:
         callbacks += [checkpointer, sampler]
 
@@ -103,8 +105,7 @@ def train(config, verbose="auto"):
         )
         print(f"Training {config.model} on {config.dataset} for steps {resumed_from + 1}-{steps} "
               f"(batch {config.batch_size}, {config.image_size}x{config.image_size}) in {config.log_dir}", flush=True)
-        trainer.fit(pipeline, epochs=1, steps_per_epoch=remaining, callbacks=callbacks, verbose=verbose,
-                    shuffle=False)
+        trainer.fit(pipeline, epochs=1, steps_per_epoch=remaining, callbacks=callbacks, verbose=0, shuffle=False)
     else:
         print(f"{config.log_dir} is already trained to step {resumed_from} (--steps={steps}); nothing to do.",
               flush=True)

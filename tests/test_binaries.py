@@ -1,0 +1,122 @@
+"""The absl binaries end to end, in fresh processes: bad input, train → resume → sample → export → serve, kill -9."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import REPO, run_binary, run_python
+
+
+@pytest.mark.parametrize("args,flag", [
+    (["--model=stylegan9"], "--model"),
+    (["--batch_size=0"], "--batch_size"),
+    (["--image_size=48"], "--image_size"),
+    (["--dataset=folder", "--data_dir=/no/such/dir"], "--data_dir"),
+    (["--preset=nope"], "--preset"),
+    (["--steps=0"], "--steps"),
+])
+def test_bad_flags_fail_fast_with_one_line_naming_the_flag(tmp_path, args, flag):
+    start = time.perf_counter()
+    out = run_binary("t2i.bin.train", "--steps=4", f"--log_dir={tmp_path / 'run'}", *args)
+    assert out.returncode == 1
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, out.stderr
+    assert lines[0].startswith("t2i-train: error: ") and flag in lines[0]
+    assert not (tmp_path / "run").exists()  # no work was done
+    assert time.perf_counter() - start < 30  # (generous) validation happens before TensorFlow is imported
+
+
+def test_missing_log_dir_for_sample_and_export_is_a_clear_error(tmp_path):
+    out = run_binary("t2i.bin.sample", f"--log_dir={tmp_path / 'nothing'}", f"--output={tmp_path / 'g.png'}")
+    assert out.returncode == 1 and "config.json not found" in out.stderr.strip().splitlines()[-1]
+    out = run_binary("t2i.bin.export", f"--log_dir={tmp_path / 'nothing'}", "--name=x")
+    assert out.returncode == 1 and "config.json not found" in out.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.slow
+def test_train_resume_sample_export_and_serve_in_fresh_processes(tmp_path):
+    run_dir, export_dir = tmp_path / "run", tmp_path / "exports"
+    train_args = ["--model=dcgan", "--dataset=shapes", "--image_size=32", "--batch_size=8", "--steps=4",
+                  f"--log_dir={run_dir}", "--num_examples=64", "--gf_dim=16", "--df_dim=16"]
+    out = run_binary("t2i.bin.train", *train_args)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert (run_dir / "checkpoints" / "ckpt-4.index").exists()
+    assert (run_dir / "samples.png").exists() and (run_dir / "loss_curves.png").exists()
+
+    out = run_binary("t2i.bin.train", *train_args[:4], "--steps=6", *train_args[5:])
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "Resumed from" in out.stdout and "at step 4" in out.stdout
+    assert (run_dir / "checkpoints" / "ckpt-6.index").exists()
+
+    grid_path = tmp_path / "grid.png"
+    out = run_binary("t2i.bin.sample", f"--log_dir={run_dir}", f"--output={grid_path}", "--num_samples=9")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert grid_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    for version in (1, 2):
+        out = run_binary("t2i.bin.export", f"--log_dir={run_dir}", f"--export_dir={export_dir}", "--name=shapes",
+                         "--print_request")
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert (export_dir / "shapes" / str(version) / "saved_model.pb").exists()
+    request = json.loads(out.stdout.strip().splitlines()[-1])
+    assert np.asarray(request["inputs"]["noise"]).shape == (1, 100)
+
+    cli = subprocess.run([os.path.join(os.path.dirname(sys.executable), "saved_model_cli"), "show", "--dir",
+                          str(export_dir / "shapes" / "1"), "--tag_set", "serve", "--signature_def",
+                          "serving_default"], capture_output=True, text=True)
+    if cli.returncode == 0:  # saved_model_cli ships with tensorflow; tolerate an environment without the script
+        assert "inputs['noise']" in cli.stdout and "outputs['images']" in cli.stdout
+
+    # A fresh interpreter that never imports t2i loads and calls the export.
+    code = f"""
+import numpy as np, tensorflow as tf
+serve = tf.saved_model.load({str(export_dir / 'shapes' / '2')!r}).signatures["serving_default"]
+out = serve(noise=tf.random.normal([3, 100]))
+print(out["images"].dtype.name, tuple(out["images"].shape), out["images_float"].dtype.name,
+      float(tf.reduce_min(out["images_float"])) >= -1.0, float(tf.reduce_max(out["images_float"])) <= 1.0)
+"""
+    out = run_python(code)
+    assert out.returncode == 0, out.stderr[-2000:]
+
+    assert out.stdout.strip().endswith("uint8 (3, 32, 32, 3) float32 True True")
+
+
+@pytest.mark.slow
+def test_kill_9_at_any_moment_never_breaks_resume(tmp_path):
+    """SIGKILL a run that checkpoints every step at a few moments; every time the next run resumes cleanly."""
+    run_dir = tmp_path / "run"
+    args = ["-m", "t2i.bin.train", "--image_size=32", "--batch_size=4", "--steps=400", "--num_examples=16",
+            "--gf_dim=8", "--df_dim=8", "--max_filters=32", "--checkpoint_every=1", "--sample_every=3",
+            "--log_every=1", "--keep_checkpoints=2", f"--log_dir={run_dir}"]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO)
+    rng = np.random.default_rng(0)
+    for attempt in range(3):
+        proc = subprocess.Popen([sys.executable, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                env=env)
+        try:
+            deadline = time.time() + 120
+            while time.time() < deadline and proc.poll() is None:
+                state = run_dir / "checkpoints" / "checkpoint"
+                if state.exists() and "ckpt-" in state.read_text():
+                    break
+                time.sleep(0.05)
+            time.sleep(float(rng.uniform(0.0, 1.5)))  # somewhere inside a step, a save or a sample write
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        assert (run_dir / "checkpoints" / "checkpoint").exists(), f"no checkpoint before kill {attempt}"
+
+    import tensorflow as tf
+
+    latest = tf.train.latest_checkpoint(str(run_dir / "checkpoints"))
+    saved_step = int(latest.rsplit("-", 1)[1])
+    final = [a if not a.startswith("--steps=") else f"--steps={saved_step + 2}" for a in args[2:]]
+    out = run_binary("t2i.bin.train", *final)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert f"at step {saved_step}." in out.stdout
+    assert (run_dir / "checkpoints" / f"ckpt-{saved_step + 2}.index").exists()
