@@ -13,6 +13,8 @@ import sys
 
 from absl import app, flags
 
+from t2i.bin import common
+
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("image_size", 64, "Image side (power of two, 32-256).")
 flags.DEFINE_integer("batch_size", 64, "Batch size.")
@@ -43,6 +45,7 @@ def torch_figures(image_size, batch_size, warmup, steps, sample_steps):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    common.quiet_logs()
     if FLAGS.batch_size <= 0 or FLAGS.steps <= 0 or FLAGS.warmup < 1:
         print("t2i-bench: error: --batch_size and --steps must be > 0 and --warmup >= 1", file=sys.stderr)
         return 1

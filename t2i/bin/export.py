@@ -15,6 +15,8 @@ import sys
 
 from absl import app, flags
 
+from t2i.bin import common
+
 FLAGS = flags.FLAGS
 # --log_dir is absl.logging's flag, reused as the run directory.
 flags.DEFINE_string("checkpoint", "", "A specific checkpoint prefix (default: the run's newest).")
@@ -41,6 +43,7 @@ def rest_request(noise_dim, batch=1, seed=0):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    common.quiet_logs()
     if not FLAGS.log_dir:
         print("t2i-export: error: --log_dir is required (the run to export)", file=sys.stderr)
         return 1

@@ -9,6 +9,8 @@ import sys
 
 from absl import app, flags
 
+from t2i.bin import common
+
 FLAGS = flags.FLAGS
 # --log_dir is absl.logging's flag, reused as the run directory.
 flags.DEFINE_string("checkpoint", "", "A specific checkpoint prefix (default: the run's newest).")
@@ -44,6 +46,7 @@ def sample_to_png(output, num_samples=64, seed=0, log_dir="", checkpoint="", sav
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    common.quiet_logs()
     if bool(FLAGS.log_dir) == bool(FLAGS.saved_model):
         print("t2i-sample: error: give exactly one of --log_dir or --saved_model", file=sys.stderr)
         return 1

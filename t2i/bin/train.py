@@ -12,6 +12,8 @@ import sys
 
 from absl import app, flags
 
+from t2i.bin import common
+
 from t2i import configs
 
 FLAGS = flags.FLAGS
@@ -84,6 +86,7 @@ def config_from_flags():
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    common.quiet_logs()
     try:
         # Validation imports no TensorFlow: a bad flag is reported in a second, before any work.
         config = configs.validate(config_from_flags())

@@ -76,3 +76,18 @@ def test_resume_refuses_a_different_architecture(make_config):
 def test_epochs_count_whole_passes_over_the_data(make_config):
     config = make_config(steps=0, epochs=2, num_examples=8, batch_size=4, checkpoint_every=100)
     assert run.train(config, verbose=0).step == 4
+
+
+def test_folder_dataset_trains_and_skips_a_corrupt_image(make_config, tmp_path, caplog):
+    from data_prep.export_shapes import export_shapes
+
+    data_dir = tmp_path / "shapes_png"
+    export_shapes(str(data_dir), num_examples=8, image_size=32)
+    (data_dir / "images" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
+    config = make_config(dataset="folder", data_dir=str(data_dir / "images"), steps=2, batch_size=4)
+    result = run.train(config, verbose=0)
+    assert result.step == 2
+    assert "broken.png" in caplog.text and "skipped 1 of 9" in caplog.text
+
+    with pytest.raises(ValueError, match="broken.png"):
+        run.train(config.replace(on_bad_image="fail", log_dir=str(tmp_path / "run2")), verbose=0)

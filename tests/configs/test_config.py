@@ -1,0 +1,68 @@
+"""Presets, flag validation and resume guards of TrainConfig."""
+import dataclasses
+
+import pytest
+
+from t2i import configs
+
+
+@pytest.mark.parametrize("name", sorted(configs.PRESETS))
+def test_every_preset_validates(name, tmp_path):
+    config = configs.from_preset(name, log_dir=str(tmp_path), steps=configs.PRESETS[name].get("steps", 10))
+    assert configs.validate(config) is config
+    for key, value in configs.PRESETS[name].items():
+        assert getattr(config, key) == value
+
+
+def test_flags_override_preset_values(tmp_path):
+    config = configs.from_preset("dcgan", batch_size=8, log_dir=str(tmp_path), steps=3)
+    assert config.batch_size == 8 and config.image_size == 64 and config.lr_g == 2e-4
+
+
+@pytest.mark.parametrize("changes,flag", [
+    (dict(model="nope"), "--model"),
+    (dict(batch_size=0), "--batch_size"),
+    (dict(batch_size=-3), "--batch_size"),
+    (dict(image_size=100), "--image_size"),
+    (dict(image_size=512), "--image_size"),
+    (dict(dataset="folder"), "--data_dir"),
+    (dict(dataset="folder", data_dir="/definitely/missing"), "--data_dir"),
+    (dict(steps=0), "--steps"),
+    (dict(steps=3, epochs=2), "--steps"),
+    (dict(log_dir=""), "--log_dir"),
+    (dict(lr_g=0.0), "--lr_g"),
+    (dict(beta1=1.0), "--beta1"),
+    (dict(loss="hinge", label_smoothing=0.1), "--label_smoothing"),
+    (dict(lr_schedule="step"), "--lr_decay_steps"),
+    (dict(export_dir="out"), "--export_name"),
+    (dict(channels=1), "--channels"),
+])
+def test_bad_values_name_the_flag(changes, flag, tmp_path):
+    config = dataclasses.replace(configs.TrainConfig(log_dir=str(tmp_path), steps=5), **changes)
+    with pytest.raises(configs.ConfigError) as error:
+        configs.validate(config)
+    message = str(error.value)
+    assert message.startswith(flag) and "Received:" in message and "\n" not in message
+
+
+def test_unknown_preset_and_keys_are_errors():
+    with pytest.raises(configs.ConfigError, match="--preset"):
+        configs.from_preset("nope")
+    with pytest.raises(configs.ConfigError, match="bogus"):
+        configs.TrainConfig.from_dict({"bogus": 1})
+
+
+def test_config_round_trips_through_the_run_directory(tmp_path):
+    config = configs.from_preset("dcgan_shapes", log_dir=str(tmp_path))
+    configs.save(config, str(tmp_path))
+    assert configs.load(str(tmp_path)) == config
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(configs.ConfigError, match="config.json: not a valid t2i config"):
+        configs.load(str(tmp_path))
+
+
+def test_resume_guard_allows_training_changes_but_not_architecture(tmp_path):
+    saved = configs.from_preset("dcgan_shapes", log_dir=str(tmp_path))
+    configs.check_resume_compatible(saved, saved.replace(steps=5000, lr_g=1e-4))
+    with pytest.raises(configs.ConfigError, match="--gf_dim: .*gf_dim=32"):
+        configs.check_resume_compatible(saved, saved.replace(gf_dim=64))
