@@ -120,3 +120,16 @@ def test_kill_9_at_any_moment_never_breaks_resume(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     assert f"at step {saved_step}." in out.stdout
     assert (run_dir / "checkpoints" / f"ckpt-{saved_step + 2}.index").exists()
+
+
+def test_bench_prints_train_and_sample_throughput():
+    out = run_binary("t2i.bin.bench", "--image_size=32", "--batch_size=4", "--steps=1", "--sample_steps=1",
+                     "--warmup=1", "--jit_compile=off")
+    assert out.returncode == 0, out.stderr[-2000:]
+    import re
+
+    train = [line for line in out.stdout.splitlines() if line.startswith("train ")]
+    sample = [line for line in out.stdout.splitlines() if line.startswith("sample ")]
+    assert len(train) == 1 and re.search(r"\b\d+(\.\d+)? img/s", train[0]), out.stdout
+    assert len(sample) == 1 and re.search(r"\b\d+(\.\d+)? img/s", sample[0]), out.stdout
+    assert float(re.search(r"([\d.]+) img/s", train[0]).group(1)) > 0

@@ -18,9 +18,10 @@ flags.DEFINE_string("saved_model", "", "Sample from an exported SavedModel versi
 flags.DEFINE_string("output", "samples.png", "PNG file to write.")
 flags.DEFINE_integer("num_samples", 64, "Images in the grid.")
 flags.DEFINE_integer("seed", 0, "Noise seed: the same seed gives the same grid.")
+flags.DEFINE_integer("scale", 1, "Nearest-neighbour magnification of each image in the grid.")
 
 
-def sample_to_png(output, num_samples=64, seed=0, log_dir="", checkpoint="", saved_model=""):
+def sample_to_png(output, num_samples=64, seed=0, log_dir="", checkpoint="", saved_model="", scale=1):
     """Generates `num_samples` images with fixed-seed noise and writes them as one grid; returns the grid."""
     import numpy as np
     import tensorflow as tf
@@ -40,7 +41,7 @@ def sample_to_png(output, num_samples=64, seed=0, log_dir="", checkpoint="", sav
         generator, _, _ = restore_generator(log_dir, checkpoint or None)
         noise = np.random.default_rng(seed).standard_normal((num_samples, generator.noise_dim)).astype("float32")
         generated = generator(noise, training=False).numpy()
-    return images.save_grid(output, generated)
+    return images.save_grid(output, generated, scale=scale)
 
 
 def main(argv):
@@ -50,15 +51,15 @@ def main(argv):
     if bool(FLAGS.log_dir) == bool(FLAGS.saved_model):
         print("t2i-sample: error: give exactly one of --log_dir or --saved_model", file=sys.stderr)
         return 1
-    if FLAGS.num_samples <= 0:
-        print(f"t2i-sample: error: --num_samples must be > 0. Received: num_samples={FLAGS.num_samples}",
-              file=sys.stderr)
-        return 1
+    for name in ("num_samples", "scale"):
+        if FLAGS[name].value <= 0:
+            print(f"t2i-sample: error: --{name} must be > 0. Received: {name}={FLAGS[name].value}", file=sys.stderr)
+            return 1
     from t2i.configs import ConfigError
 
     try:
         sample_to_png(FLAGS.output, FLAGS.num_samples, FLAGS.seed, FLAGS.log_dir, FLAGS.checkpoint,
-                      FLAGS.saved_model)
+                      FLAGS.saved_model, FLAGS.scale)
     except (ConfigError, FileNotFoundError) as error:
         print(f"t2i-sample: error: {error}", file=sys.stderr)
         return 1

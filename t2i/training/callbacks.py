@@ -97,7 +97,7 @@ class SampleGridCallback(keras.callbacks.Callback):
         step = int(self.trainer.global_step.numpy())
         images = self.trainer.generate(self.inputs).numpy()
         path = os.path.join(self.log_dir, "samples", f"step_{step:07d}.png")
-        grid = image_utils.save_grid(path, images)
+        grid = image_utils.save_grid(path, images, scale=image_utils.display_scale(images.shape[1]))
         image_utils.write_png(os.path.join(self.log_dir, "samples.png"), grid)
         if self.writer is not None:
             with self.writer.as_default():
@@ -133,6 +133,8 @@ class ScalarLogger(keras.callbacks.Callback):
         self.every = every
         self.writer = writer
         self._reset_pending = False
+        self._last = None
+        self._logged_step = None
 
     def _learning_rates(self):
         rates = {}
@@ -142,15 +144,20 @@ class ScalarLogger(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         step = int(self.trainer.global_step.numpy())
-        if step % self.every:
-            return
+        self._last = (step, logs)
+        if step % self.every == 0:
+            self._log(step, logs)
+
+    def _log(self, step, logs):
+        self._logged_step = step
         row = {name: float(value) for name, value in (logs or {}).items()}
         row.update(self._learning_rates())
         if self.writer is not None:
             with self.writer.as_default():
                 for name, value in row.items():
                     tf.summary.scalar(name, value, step=step)
-        append_csv_row(self.csv_path, step, row)
+        if self.csv_path:
+            append_csv_row(self.csv_path, step, row)
         self._reset_pending = True
 
     def on_train_batch_begin(self, batch, logs=None):
@@ -162,6 +169,9 @@ class ScalarLogger(keras.callbacks.Callback):
             self._reset_pending = False
 
     def on_train_end(self, logs=None):
+        # The final step is always logged, so short runs still get a row (and a loss curve).
+        if self._last is not None and self._last[0] != self._logged_step:
+            self._log(*self._last)
         if self.writer is not None:
             self.writer.flush()
 

@@ -92,7 +92,8 @@ def train(config, verbose=True):
     guard = cb.NonFiniteGuard(trainer)
     checkpointer = cb.CheckpointCallback(trainer, manager, config.checkpoint_every, guard)
     sampler = cb.SampleGridCallback(trainer, config.log_dir, config.sample_every, writer, guard)
-    callbacks = [guard, cb.ScalarLogger(trainer, csv_path, config.log_every, writer)]
+    # Every worker resets its trackers on the same schedule; only the chief writes files.
+    callbacks = [guard, cb.ScalarLogger(trainer, csv_path if chief else None, config.log_every, writer)]
     if verbose:
         callbacks.append(cb.ProgressBar(trainer, steps, every=max(config.log_every, steps // 20)))
     if chief:

@@ -25,9 +25,19 @@ def displayable(images):
     return images.max(axis=-1, keepdims=True)
 
 
-def make_grid(images, columns=None, padding=2, pad_value=0):
-    """Tiles uint8 images [N, H, W, C] into one [rows·(H+p)+p, cols·(W+p)+p, C] image."""
+def display_scale(image_size, target=128):
+    """Nearest-neighbour magnification that shows small images at about `target` pixels (32 px → 4×)."""
+    return max(1, target // int(image_size))
+
+
+def make_grid(images, columns=None, padding=2, pad_value=0, scale=1):
+    """Tiles uint8 images [N, H, W, C] into one [rows·(sH+p)+p, cols·(sW+p)+p, C] image.
+
+    `scale` repeats pixels (no interpolation), so a 32-px sample stays exactly what the generator produced.
+    """
     images = displayable(np.asarray(images))
+    if scale > 1:
+        images = images.repeat(scale, axis=1).repeat(scale, axis=2)
     count, height, width, channels = images.shape
     columns = columns or int(math.ceil(math.sqrt(count)))
     rows = int(math.ceil(count / columns))
@@ -46,8 +56,8 @@ def write_png(path, image):
     files.atomic_write_bytes(path, tf.io.encode_png(np.asarray(image, np.uint8)).numpy())
 
 
-def save_grid(path, images, columns=None):
+def save_grid(path, images, columns=None, scale=1):
     """[-1, 1] float images → PNG grid at `path`; returns the grid."""
-    grid = make_grid(to_uint8(images), columns=columns)
+    grid = make_grid(to_uint8(images), columns=columns, scale=scale)
     write_png(path, grid)
     return grid

@@ -19,7 +19,8 @@ def test_run_writes_samples_logs_checkpoint_and_resumes(make_config):
     assert result.checkpoint.endswith("ckpt-4")
     assert sorted(os.listdir(os.path.join(log_dir, "samples"))) == ["step_0000002.png", "step_0000004.png"]
     grid = tf.io.decode_png(tf.io.read_file(os.path.join(log_dir, "samples.png"))).numpy()
-    assert grid.shape == (2 + 2 * 34, 2 + 2 * 34, 3)  # 4 samples of 32 px in a 2×2 grid with 2 px padding
+    # 4 samples of 32 px, shown 4× (128 px), in a 2×2 grid with 2 px padding
+    assert grid.shape == (2 + 2 * 130, 2 + 2 * 130, 3)
     assert os.path.isfile(os.path.join(log_dir, "loss_curves.png"))
     assert os.path.isfile(os.path.join(log_dir, "generator.keras"))
     assert any(name.startswith("events.out.tfevents") for name in os.listdir(os.path.join(log_dir, "tensorboard")))
