@@ -98,9 +98,9 @@ PRESETS = {
     "dcgan": dict(model="dcgan", image_size=64, batch_size=128, noise_dim=100, lr_g=2e-4, lr_d=2e-4, beta1=0.5),
     # The README's main job: DCGAN on the embedded shapes at 32×32, sized to finish in minutes on 2 CPU cores.
     "dcgan_shapes": dict(
-        model="dcgan", dataset="shapes", image_size=32, batch_size=64, steps=1500, gf_dim=32, df_dim=32,
+        model="dcgan", dataset="shapes", image_size=32, batch_size=64, steps=1200, gf_dim=32, df_dim=32,
         upsampling="nearest",
-        lr_g=2e-4, lr_d=2e-4, beta1=0.5, sample_every=250, checkpoint_every=250,
+        lr_g=2e-4, lr_d=2e-4, beta1=0.5, sample_every=200, checkpoint_every=200,
     ),
 }
 
