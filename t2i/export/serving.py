@@ -5,10 +5,7 @@
 """
 import tensorflow as tf
 
-
-def float_to_uint8(images):
-    images = tf.cast(images, tf.float32)
-    return tf.cast(tf.clip_by_value(tf.round((images + 1.0) * 127.5), 0.0, 255.0), tf.uint8)
+from t2i.data.images import to_uint8
 
 
 class NoiseGeneratorModule(tf.Module):
@@ -24,4 +21,4 @@ class NoiseGeneratorModule(tf.Module):
 
     def _serve(self, noise):
         images = tf.cast(self.generator(noise, training=False), tf.float32)
-        return {"images": float_to_uint8(images), "images_float": images}
+        return {"images": to_uint8(images), "images_float": images}

@@ -4,13 +4,13 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from t2i.data import images as tf_images
 from t2i.utils import files
 
 
 def to_uint8(images):
-    """[-1, 1] floats → uint8, rounding to the nearest level (the inverse of x / 127.5 - 1)."""
-    images = np.asarray(images, dtype=np.float32)
-    return np.clip(np.round((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
+    """[-1, 1] floats → uint8 numpy, the same mapping the pipeline and the exports use."""
+    return tf_images.to_uint8(images).numpy()
 
 
 def displayable(images):
