@@ -6,6 +6,8 @@ so a resumed run keeps its schedule. Order matters: the guard runs first so a ba
 import csv
 import math
 import os
+import sys
+import time
 
 import keras
 import numpy as np
@@ -92,6 +94,7 @@ class SampleGridCallback(keras.callbacks.Callback):
         self.writer = writer
         self.inputs = trainer.sample_inputs()
         self.last_path = None
+        self.last_step = None
 
     def write(self):
         step = int(self.trainer.global_step.numpy())
@@ -102,7 +105,7 @@ class SampleGridCallback(keras.callbacks.Callback):
         if self.writer is not None:
             with self.writer.as_default():
                 tf.summary.image("samples", grid[None], step=step)
-        self.last_path = path
+        self.last_path, self.last_step = path, step
         return path
 
     def _healthy(self):
@@ -115,7 +118,7 @@ class SampleGridCallback(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         if not self._healthy():
             return
-        if self.last_path is None or not self.last_path.endswith(f"{int(self.trainer.global_step.numpy()):07d}.png"):
+        if self.last_step != int(self.trainer.global_step.numpy()):
             self.write()
 
 
@@ -251,9 +254,6 @@ class ProgressBar(keras.callbacks.Callback):
 
     def __init__(self, trainer, total_steps, every=100, stream=None, width=24):
         super().__init__()
-        import sys
-        import time
-
         self.trainer = trainer
         self.total_steps = total_steps
         self.every = every

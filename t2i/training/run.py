@@ -11,7 +11,6 @@ run directory:
     <log_dir>/generator.keras       the trained generator for other Keras projects
 """
 import dataclasses
-import math
 import os
 
 import keras
