@@ -97,9 +97,11 @@ PRESETS = {
     # Radford et al. 2016: Adam 2e-4, β1 0.5, batch 128, z 100, N(0, 0.02) init, 64×64.
     "dcgan": dict(model="dcgan", image_size=64, batch_size=128, noise_dim=100, lr_g=2e-4, lr_d=2e-4, beta1=0.5),
     # The README's main job: DCGAN on the embedded shapes at 32×32, sized to finish in minutes on 2 CPU cores.
+    # Nearest-upsampling removed the transposed convs' checkerboard; one-sided smoothing 0.1 calmed the
+    # D-dominant oscillation (both chosen by looking at the grids of 1200-1600-step runs).
     "dcgan_shapes": dict(
-        model="dcgan", dataset="shapes", image_size=32, batch_size=64, steps=1200, gf_dim=32, df_dim=32,
-        upsampling="nearest",
+        model="dcgan", dataset="shapes", image_size=32, batch_size=64, steps=1600, gf_dim=32, df_dim=32,
+        upsampling="nearest", label_smoothing=0.1,
         lr_g=2e-4, lr_d=2e-4, beta1=0.5, sample_every=200, checkpoint_every=200,
     ),
 }
