@@ -22,7 +22,84 @@ NOISE_DISTRIBUTIONS = ("normal", "uniform")
 
 
 @keras.saving.register_keras_serializable(package="t2i")
-class GANTrainer(keras.Model):
+class BaseTrainer(keras.Model):
+    """What every t2i trainer shares: two networks, two optimizers, a global step, fixed sample inputs.
+
+    Subclasses implement `train_step`; `t2i.training.run` relies only on what is defined here:
+    `generator`, `discriminator`, `g_optimizer`, `d_optimizer`, `global_step`, `metrics`, `sample_inputs()`,
+    `generate(inputs)` and `extra_state()` (further trackables to checkpoint, e.g. BEGAN's k).
+
+    Args:
+        generator: a Keras model producing images in [-1, 1].
+        discriminator: a Keras model scoring images.
+        noise_distribution: "normal" (N(0, I)) or "uniform" (U[-1, 1]).
+        num_samples, sample_seed: the fixed inputs used for progress grids, identical across resumes.
+    """
+
+    def __init__(self, generator, discriminator, noise_distribution="normal", num_samples=64, sample_seed=0,
+                 **kwargs):
+        super().__init__(**kwargs)
+        if noise_distribution not in NOISE_DISTRIBUTIONS:
+            raise ValueError(
+                f"noise_distribution must be one of {NOISE_DISTRIBUTIONS}. Received: "
+                f"noise_distribution={noise_distribution!r}"
+            )
+        self.generator = generator
+        self.discriminator = discriminator
+        self.noise_distribution = noise_distribution
+        self.noise_dim = getattr(generator, "noise_dim", None) or generator.inputs[0].shape[-1]
+        self.num_samples = int(num_samples)
+        self.sample_seed = int(sample_seed)
+        # Counts batches trained; checkpointed, so a resumed run continues at the right step.
+        self.global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step",
+                                       aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+
+    def compile(self, g_optimizer, d_optimizer, **kwargs):
+        super().compile(**kwargs)
+        self.g_optimizer = g_optimizer
+        self.d_optimizer = d_optimizer
+        # Built up front: under MirroredStrategy, slot variables created lazily inside the replicated step fail
+        # ("You must feed a value for placeholder tensor ...").
+        g_optimizer.build(self.generator.trainable_variables)
+        d_optimizer.build(self.discriminator.trainable_variables)
+
+    def call(self, inputs, training=False):
+        # fit() needs a forward pass to build the model; the generator is the model users sample from.
+        return self.generator(inputs, training=training)
+
+    def build(self, input_shape=None):
+        self.built = True
+
+    def extra_state(self):
+        """Trackables besides networks, optimizers and the step that a checkpoint must hold (name → object)."""
+        return {}
+
+    def sample_noise(self, batch_size):
+        shape = (batch_size, self.noise_dim)
+        if self.noise_distribution == "uniform":
+            return tf.random.uniform(shape, -1.0, 1.0)
+        return tf.random.normal(shape)
+
+    def fixed_noise(self, num_samples, seed):
+        """Noise from a numpy generator: the same for the same seed in every process."""
+        rng = np.random.default_rng(seed)
+        if self.noise_distribution == "uniform":
+            noise = rng.uniform(-1.0, 1.0, (num_samples, self.noise_dim))
+        else:
+            noise = rng.standard_normal((num_samples, self.noise_dim))
+        return noise.astype("float32")
+
+    def sample_inputs(self):
+        """The fixed generator inputs for progress grids: the same every call and in every process."""
+        return self.fixed_noise(self.num_samples, self.sample_seed)
+
+    def generate(self, inputs):
+        """Images in [-1, 1] from the generator in inference mode."""
+        return self.generator(inputs, training=False)
+
+
+@keras.saving.register_keras_serializable(package="t2i")
+class GANTrainer(BaseTrainer):
     """Trains `generator` against `discriminator`.
 
     Per batch: `n_critic` discriminator updates, then `n_gen` generator updates. The last discriminator update and
@@ -37,23 +114,16 @@ class GANTrainer(keras.Model):
         n_gen: generator updates per batch.
         label_smoothing: one-sided label smoothing for the minimax/non-saturating discriminator loss.
         gradient_penalty_weight: λ of the WGAN-GP penalty (0 disables it).
-        noise_distribution: "normal" (N(0, I)) or "uniform" (U[-1, 1]).
-        num_samples, sample_seed: the fixed noise used for progress grids, identical across resumes.
+        replay_buffer: an optional `ReplayBuffer` of earlier fakes; part of every fake batch the discriminator
+            sees is drawn from it.
+        **kwargs: `BaseTrainer` arguments (noise_distribution, num_samples, sample_seed).
     """
 
     def __init__(self, generator, discriminator, adversarial_loss="non_saturating", n_critic=1, n_gen=1,
-                 label_smoothing=0.0, gradient_penalty_weight=0.0, noise_distribution="normal", num_samples=64,
-                 sample_seed=0, **kwargs):
-        super().__init__(**kwargs)
+                 label_smoothing=0.0, gradient_penalty_weight=0.0, replay_buffer=None, **kwargs):
+        super().__init__(generator, discriminator, **kwargs)
         if n_critic < 1 or n_gen < 1:
             raise ValueError(f"n_critic and n_gen must be >= 1. Received: n_critic={n_critic}, n_gen={n_gen}")
-        if noise_distribution not in NOISE_DISTRIBUTIONS:
-            raise ValueError(
-                f"noise_distribution must be one of {NOISE_DISTRIBUTIONS}. Received: "
-                f"noise_distribution={noise_distribution!r}"
-            )
-        self.generator = generator
-        self.discriminator = discriminator
         if isinstance(adversarial_loss, str):
             adversarial_loss = adversarial.get_adversarial_loss(adversarial_loss)
         self.adversarial_loss = adversarial_loss
@@ -71,34 +141,11 @@ class GANTrainer(keras.Model):
         self.n_gen = int(n_gen)
         self.label_smoothing = float(label_smoothing)
         self.gradient_penalty_weight = float(gradient_penalty_weight)
-        self.noise_distribution = noise_distribution
-        self.noise_dim = generator.inputs[0].shape[-1]
-        self.num_samples = int(num_samples)
-        self.sample_seed = int(sample_seed)
+        self.replay_buffer = replay_buffer
         # Trackers must exist before the model is built (Keras refuses new state afterwards).
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
         self.gp_tracker = keras.metrics.Mean(name="gradient_penalty")
-        # Counts batches trained; checkpointed, so a resumed run continues at the right step.
-        self.global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step",
-                                       aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
-
-    # -- set-up ---------------------------------------------------------------------------------------------------
-    def compile(self, g_optimizer, d_optimizer, **kwargs):
-        super().compile(**kwargs)
-        self.g_optimizer = g_optimizer
-        self.d_optimizer = d_optimizer
-        # Built up front: under MirroredStrategy, slot variables created lazily inside the replicated step fail
-        # ("You must feed a value for placeholder tensor ...").
-        g_optimizer.build(self.generator.trainable_variables)
-        d_optimizer.build(self.discriminator.trainable_variables)
-
-    def call(self, inputs, training=False):
-        # fit() needs a forward pass to build the model; the generator is the model users sample from.
-        return self.generator(inputs, training=training)
-
-    def build(self, input_shape=None):
-        self.built = True
 
     @property
     def metrics(self):
@@ -107,73 +154,98 @@ class GANTrainer(keras.Model):
             tracked.append(self.gp_tracker)
         return tracked
 
+    def extra_state(self):
+        return {"replay_buffer": self.replay_buffer} if self.replay_buffer is not None else {}
+
     # -- hooks for conditional subclasses --------------------------------------------------------------------------
-    def sample_noise(self, batch_size):
-        shape = (batch_size, self.noise_dim)
-        if self.noise_distribution == "uniform":
-            return tf.random.uniform(shape, -1.0, 1.0)
-        return tf.random.normal(shape)
-
-    def sample_inputs(self):
-        """The fixed generator inputs for progress grids: the same every call and in every process."""
-        rng = np.random.default_rng(self.sample_seed)
-        if self.noise_distribution == "uniform":
-            noise = rng.uniform(-1.0, 1.0, (self.num_samples, self.noise_dim))
-        else:
-            noise = rng.standard_normal((self.num_samples, self.noise_dim))
-        return noise.astype("float32")
-
     def generator_inputs(self, batch, noise):
         """What the generator is called on for this batch; conditional trainers add labels or text."""
         del batch
         return noise
 
     def discriminate(self, images, batch, training=True):
-        """Discriminator logits for `images` paired with this batch's conditions (none here)."""
+        """Discriminator output for `images` paired with this batch's conditions (none here)."""
         del batch
         return self.discriminator(images, training=training)
 
+    def discriminator_objective(self, batch, real_output, fake_output):
+        """(per-example discriminator loss, {tracker name: value}); AC-GAN adds its auxiliary term here."""
+        del batch
+        return self._discriminator_loss(self.critic_logits(real_output), self.critic_logits(fake_output)), {}
+
+    def generator_objective(self, batch, fake_output):
+        """(per-example generator loss, {tracker name: value})."""
+        del batch
+        return self.adversarial_loss.generator(self.critic_logits(fake_output)), {}
+
+    @staticmethod
+    def critic_logits(output):
+        """The real/fake logits inside a discriminator output (a tensor, or a dict with "logits")."""
+        return output["logits"] if isinstance(output, dict) else output
+
     # -- updates ---------------------------------------------------------------------------------------------------
+    def condition_keys(self):
+        """Batch keys that condition the networks; replayed fakes carry their own values for them."""
+        return ()
+
+    def _fake_batch(self, batch, fake):
+        """(fake images, batch whose conditions belong to them): fresh fakes, or part of them from the replay."""
+        if self.replay_buffer is None:
+            return fake, batch, None
+        conditions = {key: batch[key] for key in self.condition_keys()}
+        mixed, mixed_conditions, num_replayed = self.replay_buffer.mix(fake, conditions)
+        return mixed, dict(batch, **mixed_conditions), num_replayed
+
     def _discriminator_update(self, batch, fake):
-        real = batch["image"]
+        real, fresh_fake = batch["image"], fake
+        fake, fake_batch, num_replayed = self._fake_batch(batch, fresh_fake)
         with tf.GradientTape() as tape:
-            real_logits = self.discriminate(real, batch, training=True)
-            fake_logits = self.discriminate(fake, batch, training=True)
-            per_example = self._discriminator_loss(real_logits, fake_logits)
+            real_output = self.discriminate(real, batch, training=True)
+            fake_output = self.discriminate(fake, fake_batch, training=True)
+            per_example, extras = self.discriminator_objective(fake_batch, real_output, fake_output)
             loss = tf.nn.compute_average_loss(per_example)
             penalty = tf.zeros([], tf.float32)
             if self.gradient_penalty_weight > 0:
+                # Interpolates pair each real image with a fake of the same conditions (the real batch's).
                 per_example_gp = gradient_penalty(
-                    lambda x: self.discriminate(x, batch, training=True), real, fake
+                    lambda x: self.critic_logits(self.discriminate(x, batch, training=True)), real, fresh_fake
                 )
                 loss += self.gradient_penalty_weight * tf.nn.compute_average_loss(per_example_gp)
                 penalty = tf.reduce_mean(per_example_gp)
         variables = self.discriminator.trainable_variables
         self.d_optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
-        return tf.reduce_mean(per_example), penalty
+        if self.replay_buffer is not None:
+            scores = tf.reshape(self.critic_logits(fake_output), [tf.shape(fake)[0], -1])
+            fresh = slice(num_replayed, None)
+            self.replay_buffer.add(
+                fake[fresh], {key: fake_batch[key][fresh] for key in self.condition_keys()},
+                tf.reduce_mean(scores, axis=1)[fresh],
+            )
+        return tf.reduce_mean(per_example), penalty, extras
 
     def _generator_loss(self, batch, fake):
-        per_example = self.adversarial_loss.generator(self.discriminate(fake, batch, training=True))
-        return tf.nn.compute_average_loss(per_example), tf.reduce_mean(per_example)
+        per_example, extras = self.generator_objective(batch, self.discriminate(fake, batch, training=True))
+        return tf.nn.compute_average_loss(per_example), tf.reduce_mean(per_example), extras
+
+    def _generate_for(self, batch, batch_size):
+        return self.generator(self.generator_inputs(batch, self.sample_noise(batch_size)), training=True)
 
     def train_step(self, batch):
         batch_size = tf.shape(batch["image"])[0]
         for _ in range(self.n_critic - 1):
-            fake = self.generator(self.generator_inputs(batch, self.sample_noise(batch_size)), training=True)
-            d_loss, penalty = self._discriminator_update(batch, fake)
+            self._discriminator_update(batch, self._generate_for(batch, batch_size))
 
         g_variables = self.generator.trainable_variables
         with tf.GradientTape() as g_tape:
-            fake = self.generator(self.generator_inputs(batch, self.sample_noise(batch_size)), training=True)
+            fake = self._generate_for(batch, batch_size)
             with g_tape.stop_recording():
-                d_loss, penalty = self._discriminator_update(batch, tf.stop_gradient(fake))
-            g_loss, g_loss_mean = self._generator_loss(batch, fake)
+                d_loss, penalty, d_extras = self._discriminator_update(batch, tf.stop_gradient(fake))
+            g_loss, g_loss_mean, g_extras = self._generator_loss(batch, fake)
         self.g_optimizer.apply_gradients(zip(g_tape.gradient(g_loss, g_variables), g_variables))
 
         for _ in range(self.n_gen - 1):
             with tf.GradientTape() as g_tape:
-                fake = self.generator(self.generator_inputs(batch, self.sample_noise(batch_size)), training=True)
-                g_loss, g_loss_mean = self._generator_loss(batch, fake)
+                g_loss, g_loss_mean, g_extras = self._generator_loss(batch, self._generate_for(batch, batch_size))
             self.g_optimizer.apply_gradients(zip(g_tape.gradient(g_loss, g_variables), g_variables))
 
         self.global_step.assign_add(1)
@@ -181,8 +253,11 @@ class GANTrainer(keras.Model):
         self.g_loss_tracker.update_state(g_loss_mean)
         if self.gradient_penalty_weight > 0:
             self.gp_tracker.update_state(penalty)
+        self.update_extra_trackers({**d_extras, **g_extras})
         return {m.name: m.result() for m in self.metrics}
 
-    def generate(self, inputs):
-        """Images in [-1, 1] from the generator in inference mode."""
-        return self.generator(inputs, training=False)
+    def update_extra_trackers(self, values):
+        """Subclasses that return extras from their objectives own matching trackers (created in __init__)."""
+        trackers = {m.name: m for m in self.metrics}
+        for name, value in values.items():
+            trackers[name].update_state(value)

@@ -38,7 +38,7 @@ class TrainResult:
 def make_checkpoint(trainer):
     return tf.train.Checkpoint(
         generator=trainer.generator, discriminator=trainer.discriminator, g_optimizer=trainer.g_optimizer,
-        d_optimizer=trainer.d_optimizer, global_step=trainer.global_step,
+        d_optimizer=trainer.d_optimizer, global_step=trainer.global_step, **trainer.extra_state(),
     )
 
 
