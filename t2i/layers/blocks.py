@@ -25,6 +25,27 @@ def batch_norm(x, epsilon, momentum, name):
     )(x)
 
 
+NORMALIZATIONS = ("batch", "layer", "instance", "none")
+
+
+def normalize(x, mode, epsilon, momentum, name):
+    """Per-layer normalisation by name.
+
+    "layer" normalises each example over (H, W, C) — the WGAN-GP critic's choice, since BatchNorm couples the
+    examples of a batch and so breaks the per-example gradient penalty; "instance" is GroupNorm with one group per
+    channel (tensorflow-addons' InstanceNormalization no longer imports).
+    """
+    if mode == "batch":
+        return batch_norm(x, epsilon, momentum, name)
+    if mode == "layer":
+        return keras.layers.LayerNormalization(axis=(1, 2, 3), epsilon=epsilon, name=name)(x)
+    if mode == "instance":
+        return keras.layers.GroupNormalization(groups=-1, epsilon=epsilon, name=name)(x)
+    if mode == "none":
+        return x
+    raise ValueError(f"Unknown normalization; expected one of {NORMALIZATIONS}. Received: normalization={mode!r}")
+
+
 def upsample(x, filters, mode, name, kernel_size=4, use_bias=False):
     """Doubles the spatial size: a stride-2 transposed conv, or nearest-neighbour resize + 3×3 conv.
 

@@ -26,22 +26,9 @@ class DCGANGenerator(keras.Model):
 
     def __init__(self, image_size=64, channels=3, noise_dim=100, base_filters=64, max_filters=512,
                  upsampling="transposed", bn_epsilon=1e-5, bn_momentum=0.9, **kwargs):
-        log_size = blocks.check_image_size(image_size)
-        # Stages at 4, 8, ..., image_size / 2, widest first; the last upsampling produces the image.
-        table = blocks.channel_table(log_size - 2, base_filters, max_filters, widening=False)
-
         noise = keras.Input(shape=(noise_dim,), name="noise")
-        x = keras.layers.Dense(4 * 4 * table[0], use_bias=False, kernel_initializer=blocks.dcgan_init(),
-                               name="project")(noise)
-        x = keras.layers.Reshape((4, 4, table[0]), name="project_reshape")(x)
-        x = blocks.batch_norm(x, bn_epsilon, bn_momentum, name="project_bn")
-        x = keras.layers.ReLU(name="project_relu")(x)
-        for i, filters in enumerate(table[1:], start=1):
-            x = blocks.upsample(x, filters, upsampling, name=f"up{i}")
-            x = blocks.batch_norm(x, bn_epsilon, bn_momentum, name=f"up{i}_bn")
-            x = keras.layers.ReLU(name=f"up{i}_relu")(x)
-        x = blocks.upsample(x, channels, upsampling, name="to_image", use_bias=True)
-        image = keras.layers.Activation("tanh", dtype="float32", name="image")(x)
+        image = generator_body(noise, image_size, channels, base_filters, max_filters, upsampling, bn_epsilon,
+                               bn_momentum)
         super().__init__(inputs=noise, outputs=image, **kwargs)
 
         self.image_size = image_size
@@ -78,18 +65,10 @@ class DCGANDiscriminator(keras.Model):
 
     def __init__(self, image_size=64, channels=3, base_filters=64, max_filters=512, bn_epsilon=1e-5,
                  bn_momentum=0.9, leaky_slope=0.2, **kwargs):
-        log_size = blocks.check_image_size(image_size)
-        table = blocks.channel_table(log_size - 2, base_filters, max_filters)
-
         image = keras.Input(shape=(image_size, image_size, channels), name="image")
-        x = image
-        for i, filters in enumerate(table):
-            x = blocks.downsample(x, filters, name=f"down{i}")
-            if i > 0:
-                x = blocks.batch_norm(x, bn_epsilon, bn_momentum, name=f"down{i}_bn")
-            x = keras.layers.LeakyReLU(leaky_slope, name=f"down{i}_lrelu")(x)
-        x = keras.layers.Conv2D(1, 4, padding="valid", kernel_initializer=blocks.dcgan_init(), name="logit_conv")(x)
-        logits = keras.layers.Flatten(dtype="float32", name="logits")(x)
+        features = discriminator_body(image, image_size, base_filters, max_filters, "batch", bn_epsilon,
+                                      bn_momentum, leaky_slope)
+        logits = logit_head(features)
         super().__init__(inputs=image, outputs=logits, **kwargs)
 
         self.image_size = image_size
@@ -112,3 +91,45 @@ class DCGANDiscriminator(keras.Model):
             "bn_momentum": self.bn_momentum,
             "leaky_slope": self.leaky_slope,
         }
+
+
+def generator_body(x, image_size, channels, base_filters, max_filters, upsampling, bn_epsilon, bn_momentum):
+    """A flat input vector → image in [-1, 1]: dense projection to 4×4, then BN-ReLU upsampling stages.
+
+    Stages run at 4, 8, ..., image_size / 2, widest first; the last upsampling produces the image.
+    """
+    log_size = blocks.check_image_size(image_size)
+    table = blocks.channel_table(log_size - 2, base_filters, max_filters, widening=False)
+    x = keras.layers.Dense(4 * 4 * table[0], use_bias=False, kernel_initializer=blocks.dcgan_init(),
+                           name="project")(x)
+    x = keras.layers.Reshape((4, 4, table[0]), name="project_reshape")(x)
+    x = blocks.batch_norm(x, bn_epsilon, bn_momentum, name="project_bn")
+    x = keras.layers.ReLU(name="project_relu")(x)
+    for i, filters in enumerate(table[1:], start=1):
+        x = blocks.upsample(x, filters, upsampling, name=f"up{i}")
+        x = blocks.batch_norm(x, bn_epsilon, bn_momentum, name=f"up{i}_bn")
+        x = keras.layers.ReLU(name=f"up{i}_relu")(x)
+    x = blocks.upsample(x, channels, upsampling, name="to_image", use_bias=True)
+    return keras.layers.Activation("tanh", dtype="float32", name="image")(x)
+
+
+def discriminator_body(x, image_size, base_filters, max_filters, normalization, bn_epsilon, bn_momentum,
+                       leaky_slope):
+    """Image-sized input → 4×4 features: stride-2 4×4 convs, normalisation on all but the first, LeakyReLU."""
+    log_size = blocks.check_image_size(image_size)
+    table = blocks.channel_table(log_size - 2, base_filters, max_filters)
+    for i, filters in enumerate(table):
+        # Without BatchNorm the convs need their bias (a following normaliser's offset would replace it).
+        x = blocks.downsample(x, filters, name=f"down{i}", use_bias=normalization == "none")
+        if i > 0:
+            suffix = "bn" if normalization == "batch" else normalization
+            x = blocks.normalize(x, normalization, bn_epsilon, bn_momentum, name=f"down{i}_{suffix}")
+        x = keras.layers.LeakyReLU(leaky_slope, name=f"down{i}_lrelu")(x)
+    return x
+
+
+def logit_head(features):
+    """4×4 features → one logit per image via a 4×4 valid conv, as in the reference implementation."""
+    x = keras.layers.Conv2D(1, 4, padding="valid", kernel_initializer=blocks.dcgan_init(),
+                            name="logit_conv")(features)
+    return keras.layers.Flatten(dtype="float32", name="logits")(x)

@@ -64,8 +64,20 @@ class BaseTrainer(keras.Model):
         d_optimizer.build(self.discriminator.trainable_variables)
 
     def call(self, inputs, training=False):
-        # fit() needs a forward pass to build the model; the generator is the model users sample from.
+        # fit() needs a forward pass to build the model (under a strategy it passes a training batch); the
+        # generator is the model users sample from.
+        if isinstance(inputs, dict) and "image" in inputs:
+            inputs = self.inputs_from_batch(inputs)
         return self.generator(inputs, training=training)
+
+    def inputs_from_batch(self, batch):
+        """Generator inputs for a training batch: fresh noise plus the batch's conditions."""
+        return self.generator_inputs(batch, self.sample_noise(tf.shape(batch["image"])[0]))
+
+    def generator_inputs(self, batch, noise):
+        """What the generator is called on for this batch; conditional trainers add labels or text."""
+        del batch
+        return noise
 
     def build(self, input_shape=None):
         self.built = True
@@ -158,19 +170,18 @@ class GANTrainer(BaseTrainer):
         return {"replay_buffer": self.replay_buffer} if self.replay_buffer is not None else {}
 
     # -- hooks for conditional subclasses --------------------------------------------------------------------------
-    def generator_inputs(self, batch, noise):
-        """What the generator is called on for this batch; conditional trainers add labels or text."""
-        del batch
-        return noise
-
     def discriminate(self, images, batch, training=True):
         """Discriminator output for `images` paired with this batch's conditions (none here)."""
         del batch
         return self.discriminator(images, training=training)
 
-    def discriminator_objective(self, batch, real_output, fake_output):
-        """(per-example discriminator loss, {tracker name: value}); AC-GAN adds its auxiliary term here."""
-        del batch
+    def discriminator_objective(self, batch, fake_batch, real_output, fake_output):
+        """(per-example discriminator loss, {tracker name: value}); AC-GAN adds its auxiliary term here.
+
+        `batch` holds the real images' conditions, `fake_batch` those the fakes were generated for (they differ
+        when some fakes come from the replay buffer).
+        """
+        del batch, fake_batch
         return self._discriminator_loss(self.critic_logits(real_output), self.critic_logits(fake_output)), {}
 
     def generator_objective(self, batch, fake_output):
@@ -202,7 +213,7 @@ class GANTrainer(BaseTrainer):
         with tf.GradientTape() as tape:
             real_output = self.discriminate(real, batch, training=True)
             fake_output = self.discriminate(fake, fake_batch, training=True)
-            per_example, extras = self.discriminator_objective(fake_batch, real_output, fake_output)
+            per_example, extras = self.discriminator_objective(batch, fake_batch, real_output, fake_output)
             loss = tf.nn.compute_average_loss(per_example)
             penalty = tf.zeros([], tf.float32)
             if self.gradient_penalty_weight > 0:

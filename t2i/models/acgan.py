@@ -1,0 +1,141 @@
+"""Label-conditioned DCGAN networks for cGAN and AC-GAN with multi-hot conditions (iCLEVR-style: 24 labels, 1–3 on).
+
+Generator: the condition is expanded (dense → `condition_dim`, ReLU) and concatenated with z; the rest is the DCGAN
+generator (transposed-conv or nearest-upsample variant). Discriminator: the condition becomes one extra image-sized
+channel (dense → H·W) next to the image; AC-GAN adds an auxiliary multi-label head on the 4×4 features, trained with
+per-label binary cross-entropy (Odena et al. 2017). With `num_labels=0` both are unconditional, which is how the
+WGAN-GP critic reuses the discriminator.
+"""
+import keras
+
+from t2i.layers import blocks
+from t2i.models import dcgan
+
+
+@keras.saving.register_keras_serializable(package="t2i")
+class ConditionalGenerator(keras.Model):
+    """{"noise": [B, noise_dim], "labels": [B, num_labels]} → image in [-1, 1], [B, S, S, channels].
+
+    Args:
+        num_labels: size of the (multi-hot) condition vector, e.g. 24 for iCLEVR and `shapes`; the input can also
+            be any real-valued condition such as a text embedding.
+        condition_dim: width of the expanded condition concatenated with z (256 in the iCLEVR cGAN).
+        condition_name: the condition input's name ("labels", or "embedding" for text vectors).
+        Other arguments as `DCGANGenerator`.
+    """
+
+    def __init__(self, num_labels=24, image_size=64, channels=3, noise_dim=100, condition_dim=256, base_filters=64,
+                 max_filters=512, upsampling="transposed", bn_epsilon=1e-5, bn_momentum=0.9,
+                 condition_name="labels", **kwargs):
+        if num_labels <= 0:
+            raise ValueError(f"ConditionalGenerator needs num_labels > 0. Received: num_labels={num_labels}")
+        noise = keras.Input(shape=(noise_dim,), name="noise")
+        condition = keras.Input(shape=(num_labels,), name=condition_name)
+        expanded = keras.layers.Dense(condition_dim, kernel_initializer=blocks.dcgan_init(),
+                                      name="condition_dense")(condition)
+        expanded = keras.layers.ReLU(name="condition_relu")(expanded)
+        x = keras.layers.Concatenate(name="noise_condition")([noise, expanded])
+        image = dcgan.generator_body(x, image_size, channels, base_filters, max_filters, upsampling, bn_epsilon,
+                                     bn_momentum)
+        super().__init__(inputs={"noise": noise, condition_name: condition}, outputs=image, **kwargs)
+
+        self.num_labels = num_labels
+        self.image_size = image_size
+        self.channels = channels
+        self.noise_dim = noise_dim
+        self.condition_dim = condition_dim
+        self.base_filters = base_filters
+        self.max_filters = max_filters
+        self.upsampling = upsampling
+        self.bn_epsilon = bn_epsilon
+        self.bn_momentum = bn_momentum
+        self.condition_name = condition_name
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "num_labels": self.num_labels,
+            "image_size": self.image_size,
+            "channels": self.channels,
+            "noise_dim": self.noise_dim,
+            "condition_dim": self.condition_dim,
+            "base_filters": self.base_filters,
+            "max_filters": self.max_filters,
+            "upsampling": self.upsampling,
+            "bn_epsilon": self.bn_epsilon,
+            "bn_momentum": self.bn_momentum,
+            "condition_name": self.condition_name,
+        }
+
+
+@keras.saving.register_keras_serializable(package="t2i")
+class ConditionalDiscriminator(keras.Model):
+    """{"image": [B, S, S, C], "labels": [B, N]} → logits [B, 1], or {"logits", "aux_logits" [B, N]} for AC-GAN.
+
+    Args:
+        num_labels: condition size; 0 makes the network unconditional (input: the image tensor alone).
+        auxiliary: add the AC-GAN multi-label head (`aux_logits`, one logit per label).
+        normalization: "batch" (DCGAN), "layer" (the WGAN-GP critic), "instance" or "none".
+        condition_name: the condition input's name ("labels" or "embedding").
+        Other arguments as `DCGANDiscriminator`.
+    """
+
+    def __init__(self, num_labels=24, image_size=64, channels=3, base_filters=64, max_filters=512, auxiliary=False,
+                 normalization="batch", bn_epsilon=1e-5, bn_momentum=0.9, leaky_slope=0.2,
+                 condition_name="labels", **kwargs):
+        if auxiliary and num_labels <= 0:
+            raise ValueError(f"The auxiliary classifier needs num_labels > 0. Received: num_labels={num_labels}")
+        if normalization not in blocks.NORMALIZATIONS:
+            raise ValueError(f"normalization must be one of {blocks.NORMALIZATIONS}. "
+                             f"Received: normalization={normalization!r}")
+        image = keras.Input(shape=(image_size, image_size, channels), name="image")
+        x = image
+        if num_labels > 0:
+            condition = keras.Input(shape=(num_labels,), name=condition_name)
+            plane = keras.layers.Dense(image_size * image_size, kernel_initializer=blocks.dcgan_init(),
+                                       name="condition_dense")(condition)
+            plane = keras.layers.Reshape((image_size, image_size, 1), name="condition_plane")(plane)
+            x = keras.layers.Concatenate(name="image_condition")([image, plane])
+            inputs = {"image": image, condition_name: condition}
+        else:
+            inputs = image
+        features = dcgan.discriminator_body(x, image_size, base_filters, max_filters, normalization, bn_epsilon,
+                                            bn_momentum, leaky_slope)
+        logits = dcgan.logit_head(features)
+        outputs = logits
+        if auxiliary:
+            flat = keras.layers.Flatten(name="aux_flatten")(features)
+            aux_logits = keras.layers.Dense(num_labels, kernel_initializer=blocks.dcgan_init(), dtype="float32",
+                                            name="aux_logits")(flat)
+            outputs = {"logits": logits, "aux_logits": aux_logits}
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+
+        self.num_labels = num_labels
+        self.image_size = image_size
+        self.channels = channels
+        self.base_filters = base_filters
+        self.max_filters = max_filters
+        self.auxiliary = auxiliary
+        self.normalization = normalization
+        self.bn_epsilon = bn_epsilon
+        self.bn_momentum = bn_momentum
+        self.leaky_slope = leaky_slope
+        self.condition_name = condition_name
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "num_labels": self.num_labels,
+            "image_size": self.image_size,
+            "channels": self.channels,
+            "base_filters": self.base_filters,
+            "max_filters": self.max_filters,
+            "auxiliary": self.auxiliary,
+            "normalization": self.normalization,
+            "bn_epsilon": self.bn_epsilon,
+            "bn_momentum": self.bn_momentum,
+            "leaky_slope": self.leaky_slope,
+            "condition_name": self.condition_name,
+        }

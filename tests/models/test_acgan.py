@@ -1,0 +1,95 @@
+"""Label-conditioned networks (cGAN / AC-GAN) and the WGAN-GP critic: shapes, conditioning, layers, round trips."""
+import keras
+import numpy as np
+import pytest
+
+from t2i.models.acgan import ConditionalDiscriminator, ConditionalGenerator
+from t2i.models.wgan_gp import WGANGPCritic
+
+SMALL = dict(base_filters=8, max_filters=16)
+
+
+def _labels(batch, num_labels=24, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = np.zeros((batch, num_labels), "float32")
+    for row in labels:
+        row[rng.choice(num_labels, rng.integers(1, 4), replace=False)] = 1.0
+    return labels
+
+
+@pytest.mark.parametrize("image_size,upsampling", [(32, "transposed"), (64, "nearest")])
+def test_generator_and_discriminator_shapes(image_size, upsampling):
+    generator = ConditionalGenerator(image_size=image_size, noise_dim=16, condition_dim=8, upsampling=upsampling,
+                                     **SMALL)
+    noise = np.random.default_rng(0).standard_normal((3, 16)).astype("float32")
+    images = generator({"noise": noise, "labels": _labels(3)})
+    assert images.shape == (3, image_size, image_size, 3)
+    assert np.abs(np.asarray(images)).max() <= 1
+    discriminator = ConditionalDiscriminator(image_size=image_size, auxiliary=True, **SMALL)
+    outputs = discriminator({"image": np.asarray(images), "labels": _labels(3)})
+    assert outputs["logits"].shape == (3, 1)
+    assert outputs["aux_logits"].shape == (3, 24)
+
+
+def test_condition_is_expanded_to_256_and_joined_with_z():
+    generator = ConditionalGenerator(noise_dim=100, condition_dim=256, **SMALL)
+    assert generator.get_layer("condition_dense").kernel.shape == (24, 256)
+    assert generator.get_layer("noise_condition").output.shape == (None, 356)
+
+
+def test_discriminator_sees_the_condition_as_one_image_sized_channel():
+    discriminator = ConditionalDiscriminator(image_size=32, **SMALL)
+    assert discriminator.get_layer("condition_dense").kernel.shape == (24, 32 * 32)
+    assert discriminator.get_layer("image_condition").output.shape == (None, 32, 32, 4)
+
+
+def test_labels_change_the_generated_image():
+    generator = ConditionalGenerator(image_size=32, noise_dim=16, condition_dim=8, **SMALL)
+    noise = np.zeros((2, 16), "float32")
+    labels = np.eye(24, dtype="float32")[[0, 23]]
+    images = np.asarray(generator({"noise": noise, "labels": labels}), "float64")
+    # Fresh N(0, 0.02) weights give tiny images; compare the change with their scale.
+    assert np.abs(images[0] - images[1]).max() > 0.05 * np.abs(images).max()
+
+
+def test_wgan_gp_critic_uses_layer_norm_not_batch_norm():
+    critic = WGANGPCritic(image_size=32, **SMALL)
+    kinds = {type(layer).__name__ for layer in critic.layers}
+    assert "LayerNormalization" in kinds and "BatchNormalization" not in kinds
+    # LayerNorm normalises each example over (H, W, C): the score of one image must not depend on its batch.
+    images = np.random.default_rng(0).uniform(-1, 1, (4, 32, 32, 3)).astype("float32")
+    alone = np.asarray(critic(images[:1], training=True))
+    together = np.asarray(critic(images, training=True))[:1]
+    np.testing.assert_allclose(alone, together, rtol=1e-5, atol=1e-6)
+
+
+def test_conditional_critic_takes_labels():
+    critic = WGANGPCritic(num_labels=24, image_size=32, **SMALL)
+    assert critic({"image": np.zeros((2, 32, 32, 3), "float32"), "labels": _labels(2)}).shape == (2, 1)
+
+
+def test_bad_arguments_are_clear_errors():
+    with pytest.raises(ValueError, match="Received: num_labels=0"):
+        ConditionalDiscriminator(num_labels=0, auxiliary=True)
+    with pytest.raises(ValueError, match="Received: normalization='group'"):
+        ConditionalDiscriminator(normalization="group")
+
+
+@pytest.mark.parametrize("build", [
+    lambda: ConditionalGenerator(image_size=32, noise_dim=16, condition_dim=8, **SMALL),
+    lambda: ConditionalDiscriminator(image_size=32, auxiliary=True, **SMALL),
+    lambda: WGANGPCritic(num_labels=24, image_size=32, **SMALL),
+])
+def test_keras_round_trip_gives_identical_outputs(tmp_path, build):
+    model = build()
+    if "noise" in model.input:
+        inputs = {"noise": np.random.default_rng(1).standard_normal((2, 16)).astype("float32"), "labels": _labels(2)}
+    else:
+        inputs = {"image": np.random.default_rng(1).uniform(-1, 1, (2, 32, 32, 3)).astype("float32"),
+                  "labels": _labels(2)}
+    path = tmp_path / "model.keras"
+    model.save(path)
+    reloaded = keras.models.load_model(path)
+    assert type(reloaded) is type(model)
+    for a, b in zip(keras.tree.flatten(model(inputs)), keras.tree.flatten(reloaded(inputs))):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-6)
