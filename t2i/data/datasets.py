@@ -1,10 +1,13 @@
 """Dataset registry: config → unbatched `tf.data` of dicts, and the batched training pipeline around it.
 
-Every builder yields dicts whose "image" is float32 in [-1, 1], [S, S, C]; the trainer picks the keys it needs.
+Every builder yields dicts whose "image" is float32 in [-1, 1], [S, S, C] (shapes: uint8, scaled by the pipeline) and,
+when the dataset has labels, a float32 "label" vector of `label_count(config)` entries: multi-hot for shapes and
+iCLEVR, one-hot for a folder with class sub-folders. The trainer picks the keys it needs.
 """
+import numpy as np
 import tensorflow as tf
 
-from t2i.data import folder, images, shapes
+from t2i.data import folder, iclevr, images, shapes
 
 _SHUFFLE_BUFFER = 10000
 
@@ -25,22 +28,113 @@ def _folder(config, split, training):
         class_subfolders=config.class_subfolders, training=training, on_error=config.on_bad_image,
         seed=config.dataset_seed,
     )
+    if config.class_subfolders:
+        # Class ids come from the folder names (not from the files that survived validation), so the one-hot
+        # width matches label_count() even when a class folder is empty or all of it was skipped.
+        num_classes = len(folder.image_folder_classes(config.data_dir))
+        dataset = dataset.map(
+            lambda example: {**example, "label": tf.one_hot(example["label"], num_classes, dtype=tf.float32)},
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
     return dataset, int(dataset.cardinality()) if dataset.cardinality() >= 0 else None
 
 
-BUILDERS = {"shapes": _shapes, "folder": _folder}
+def _iclevr(config, split, training):
+    data = iclevr.iclevr_dataset(
+        config.data_dir, config.image_size, split=split, channels=config.channels, on_error=config.on_bad_image,
+        training=training, seed=config.dataset_seed,
+    )
+    return data.dataset, data.num_examples
+
+
+BUILDERS = {"shapes": _shapes, "folder": _folder, "iclevr": _iclevr}
+
+# Width of the "label" vector each dataset yields, read from metadata only (no image is decoded).
+_LABEL_COUNTS = {
+    "shapes": lambda config: shapes.NUM_LABELS,
+    "folder": lambda config: len(folder.image_folder_classes(config.data_dir)) if config.class_subfolders else 0,
+    "iclevr": lambda config: len(iclevr.read_objects(config.data_dir)),
+}
+
+
+def _check_dataset(config):
+    if config.dataset not in BUILDERS:
+        raise ValueError(f"Unknown dataset; expected one of {sorted(BUILDERS)}. Received: dataset={config.dataset!r}")
 
 
 def build_dataset(config, split="train", training=True):
     """(unbatched dataset, number of examples or None) for `config.dataset`."""
-    if config.dataset not in BUILDERS:
-        raise ValueError(f"Unknown dataset; expected one of {sorted(BUILDERS)}. Received: dataset={config.dataset!r}")
+    _check_dataset(config)
     return BUILDERS[config.dataset](config, split, training)
+
+
+def label_count(config):
+    """Size of the "label" vector `build_dataset(config)` yields; 0 when the dataset has no labels."""
+    _check_dataset(config)
+    return _LABEL_COUNTS[config.dataset](config)
+
+
+def _iclevr_names(config):
+    objects = iclevr.read_objects(config.data_dir)
+    return tuple(sorted(objects, key=objects.get))
+
+
+_LABEL_NAMES = {
+    "shapes": lambda config: tuple(shapes.LABEL_NAMES),
+    "folder": lambda config: tuple(folder.image_folder_classes(config.data_dir)) if config.class_subfolders else (),
+    "iclevr": _iclevr_names,
+}
+
+
+def label_names(config):
+    """Names of the label vector's entries, in index order (`t2i-sample --labels` accepts them)."""
+    _check_dataset(config)
+    return _LABEL_NAMES[config.dataset](config)
+
+
+def _shapes_conditions(config, indices):
+    # Labels do not depend on the image size, so the smallest raster is the cheapest way to get them.
+    return [
+        shapes.render_example(int(i), seed=config.dataset_seed, image_size=shapes.MIN_IMAGE_SIZE, split="test")["label"]
+        for i in indices
+    ]
+
+
+def _iclevr_conditions(config, indices):
+    conditions = iclevr.condition_labels(config.data_dir)
+    return conditions[indices % len(conditions)]
+
+
+def _folder_conditions(config, indices):
+    num_classes = label_count(config)
+    if num_classes == 0:
+        return np.zeros((len(indices), 0), np.float32)
+    return np.eye(num_classes, dtype=np.float32)[indices % num_classes]
+
+
+_CONDITIONS = {"shapes": _shapes_conditions, "folder": _folder_conditions, "iclevr": _iclevr_conditions}
+
+
+def condition_examples(config, num, seed=0):
+    """float32 [num, label_count(config)]: label vectors to sample with (progress grids, `t2i-sample`).
+
+    Conditions a trained model should be judged on, in a fixed order: shapes → the labels of held-out (test split)
+    examples; iCLEVR → the evaluation conditions of test.json, cycled; folder with classes → one-hot of classes
+    0, 1, 2, ... cycled (no labels: shape [num, 0]). `seed` picks the window: entries seed·num to
+    seed·num + num − 1 of that sequence, so seed 0 always gives the same conditions and other seeds page onwards.
+    """
+    _check_dataset(config)
+    for name, value in (("num", num), ("seed", seed)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise ValueError(f"{name} must be a non-negative integer. Received: {name}={value!r}")
+    indices = np.arange(int(seed) * int(num), (int(seed) + 1) * int(num))
+    rows = _CONDITIONS[config.dataset](config, indices)
+    return np.asarray(rows, np.float32).reshape(int(num), label_count(config))
 
 
 def _as_float_images(example):
     example = dict(example)
-    if example["image"].dtype == tf.uint8:
+    if "image" in example and example["image"].dtype == tf.uint8:
         example["image"] = images.to_unit_range(example["image"])
     return example
 
