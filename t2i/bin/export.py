@@ -7,6 +7,9 @@ In Python (any process, no t2i needed):
 
     serve = tf.saved_model.load("saved_models/shapes_dcgan/1").signatures["serving_default"]
     images = serve(noise=tf.random.normal([4, 100]))["images"]      # uint8 [4, H, W, C]
+    # label-conditioned models also take labels=<float32 [4, num_labels] multi-hot>; srgan takes low_res=<images>
+
+The export's assets.extra/t2i.json records the training config, the noise distribution and the label names.
 
 Each export is a new version (1, 2, ...); existing versions are never overwritten.
 """
@@ -27,17 +30,22 @@ flags.DEFINE_bool("print_request", False, "Print a TF Serving REST request body 
 
 def export_run(log_dir, export_dir, name, checkpoint=""):
     from t2i.export import saved_model
+    from t2i.training import sampling
     from t2i.training.run import restore_generator
 
-    generator, _, _ = restore_generator(log_dir, checkpoint or None)
-    return saved_model.export_generator(generator, export_dir, name)
+    generator, config, _ = restore_generator(log_dir, checkpoint or None)
+    return saved_model.export_generator(generator, export_dir, name, sampling.export_metadata(config))
 
 
-def rest_request(noise_dim, batch=1, seed=0):
-    import numpy as np
+def rest_request(config, batch=1, seed=0):
+    """A TF Serving REST `predict` body (columnar "inputs" format) with one valid value per signature input."""
+    from t2i.training import sampling
 
-    noise = np.random.default_rng(seed).standard_normal((batch, noise_dim)).round(4).tolist()
-    return json.dumps({"signature_name": "serving_default", "inputs": {"noise": noise}})
+    inputs = sampling.generator_inputs(config, batch, seed)
+    if not isinstance(inputs, dict):
+        inputs = {"low_res" if config.model == "srgan" else "noise": inputs}
+    return json.dumps({"signature_name": "serving_default",
+                       "inputs": {name: value.round(4).tolist() for name, value in inputs.items()}})
 
 
 def main(argv):
@@ -59,7 +67,7 @@ def main(argv):
         return 1
     print(f"Exported to {path}")
     if FLAGS.print_request:
-        print(rest_request(configs.load(FLAGS.log_dir).noise_dim))
+        print(rest_request(configs.load(FLAGS.log_dir)))
     return 0
 
 

@@ -3,6 +3,10 @@
     t2i-sample --log_dir=runs/demo --output=grid.png                  # newest checkpoint of the run
     t2i-sample --log_dir=runs/demo --checkpoint=runs/demo/checkpoints/ckpt-500 --output=grid.png
     t2i-sample --saved_model=saved_models/shapes_dcgan/1 --output=grid.png
+    t2i-sample --log_dir=runs/acgan --labels="red circle" --labels="blue square,green triangle" --output=grid.png
+
+Label-conditioned models draw one condition per grid row: the given --labels (cycled), or held-out conditions of the
+training dataset. Super-resolution models upscale held-out images of their dataset.
 """
 import os
 import sys
@@ -19,28 +23,50 @@ flags.DEFINE_string("output", "samples.png", "PNG file to write.")
 flags.DEFINE_integer("num_samples", 64, "Images in the grid.")
 flags.DEFINE_integer("seed", 0, "Noise seed: the same seed gives the same grid.")
 flags.DEFINE_integer("scale", 1, "Nearest-neighbour magnification of each image in the grid.")
+flags.DEFINE_multi_string("labels", [], "Conditions for label-conditioned models, one grid row each: label names "
+                          "or indices separated by commas, e.g. --labels='red circle,blue square'.")
 
 
-def sample_to_png(output, num_samples=64, seed=0, log_dir="", checkpoint="", saved_model="", scale=1):
-    """Generates `num_samples` images with fixed-seed noise and writes them as one grid; returns the grid."""
-    import numpy as np
+def _inputs_for(config, num_samples, seed, labels, label_names=None):
+    from t2i.training import sampling
+
+    rows = None
+    if labels:
+        if not config.uses_labels:
+            raise ValueError(f"--labels: --model={config.model} is not label-conditioned")
+        if label_names is None:
+            from t2i.data import datasets
+
+            label_names = datasets.label_names(config)
+        rows = sampling.conditions_for_grid(sampling.parse_conditions(labels, label_names), num_samples)
+    return sampling.generator_inputs(config, num_samples, seed, labels=rows)
+
+
+def sample_to_png(output, num_samples=64, seed=0, log_dir="", checkpoint="", saved_model="", scale=1, labels=()):
+    """Generates `num_samples` images from fixed-seed inputs and writes them as one grid; returns the grid."""
     import tensorflow as tf
 
+    from t2i import configs
     from t2i.utils import images
 
     if saved_model:
+        from t2i.export.saved_model import read_metadata
+
         if not os.path.isfile(os.path.join(saved_model, "saved_model.pb")):
             raise FileNotFoundError(f"--saved_model: no saved_model.pb in {saved_model!r}")
+        metadata = read_metadata(saved_model)
+        if "config" not in metadata:
+            raise FileNotFoundError(f"--saved_model: {saved_model!r} has no assets.extra/t2i.json (not a t2i export)")
+        config = configs.TrainConfig.from_dict(metadata["config"])
+        inputs = _inputs_for(config, num_samples, seed, labels, metadata.get("label_names"))
         serve = tf.saved_model.load(saved_model).signatures["serving_default"]
-        noise_dim = serve.structured_input_signature[1]["noise"].shape[-1]
-        noise = np.random.default_rng(seed).standard_normal((num_samples, noise_dim)).astype("float32")
-        generated = serve(noise=tf.constant(noise))["images_float"].numpy()
+        named = inputs if isinstance(inputs, dict) else {metadata["inputs"][0]: inputs}
+        generated = serve(**{name: tf.constant(value) for name, value in named.items()})["images_float"].numpy()
     else:
         from t2i.training.run import restore_generator
 
-        generator, _, _ = restore_generator(log_dir, checkpoint or None)
-        noise = np.random.default_rng(seed).standard_normal((num_samples, generator.noise_dim)).astype("float32")
-        generated = generator(noise, training=False).numpy()
+        generator, config, _ = restore_generator(log_dir, checkpoint or None)
+        generated = generator(_inputs_for(config, num_samples, seed, labels), training=False).numpy()
     return images.save_grid(output, generated, scale=scale)
 
 
@@ -59,8 +85,8 @@ def main(argv):
 
     try:
         sample_to_png(FLAGS.output, FLAGS.num_samples, FLAGS.seed, FLAGS.log_dir, FLAGS.checkpoint,
-                      FLAGS.saved_model, FLAGS.scale)
-    except (ConfigError, FileNotFoundError) as error:
+                      FLAGS.saved_model, FLAGS.scale, FLAGS.labels)
+    except (ConfigError, FileNotFoundError, ValueError) as error:
         print(f"t2i-sample: error: {error}", file=sys.stderr)
         return 1
     print(f"Wrote {FLAGS.output}")

@@ -22,9 +22,11 @@ _DEFAULTS = configs.TrainConfig()
 flags.DEFINE_string("preset", "", f"Named preset to start from: {', '.join(sorted(configs.PRESETS))}.")
 flags.DEFINE_bool("dry_run", False, "Print the resolved config and exit.")
 
-flags.DEFINE_string("model", _DEFAULTS.model, "Model family: dcgan.")
-flags.DEFINE_string("dataset", _DEFAULTS.dataset, "shapes (embedded, procedurally generated) or folder.")
-flags.DEFINE_string("data_dir", _DEFAULTS.data_dir, "Image folder for --dataset=folder (searched recursively).")
+flags.DEFINE_string("model", _DEFAULTS.model, f"Model family: {', '.join(configs.MODELS)}.")
+flags.DEFINE_string("dataset", _DEFAULTS.dataset,
+                    "shapes (embedded, procedurally generated), folder (images, optional class sub-folders) or "
+                    "iclevr (objects.json / train.json / test.json + images/).")
+flags.DEFINE_string("data_dir", _DEFAULTS.data_dir, "Folder of --dataset=folder (searched recursively) or iclevr.")
 flags.DEFINE_integer("num_examples", _DEFAULTS.num_examples, "Images in the shapes dataset.")
 flags.DEFINE_integer("dataset_seed", _DEFAULTS.dataset_seed, "Seed of the shapes dataset / folder augmentation.")
 flags.DEFINE_integer("image_size", _DEFAULTS.image_size, "Image side, a power of two in [32, 256].")
@@ -40,6 +42,29 @@ flags.DEFINE_integer("max_filters", _DEFAULTS.max_filters, "Cap on filters per s
 flags.DEFINE_string("upsampling", _DEFAULTS.upsampling, "transposed (stride-2 deconv) or nearest (resize + conv).")
 flags.DEFINE_float("bn_epsilon", _DEFAULTS.bn_epsilon, "BatchNorm epsilon.")
 flags.DEFINE_float("bn_momentum", _DEFAULTS.bn_momentum, "BatchNorm momentum (Keras convention: 0.9).")
+flags.DEFINE_string("normalization", _DEFAULTS.normalization,
+                    "Discriminator normalisation: auto (batch; layer for wgan_gp), batch, layer, instance or none.")
+flags.DEFINE_bool("conditional", _DEFAULTS.conditional,
+                  "wgan_gp / srgan: feed the dataset's labels to both networks (cgan and acgan always do).")
+flags.DEFINE_integer("num_labels", _DEFAULTS.num_labels, "Label-vector size; 0 = the dataset's.")
+flags.DEFINE_integer("condition_dim", _DEFAULTS.condition_dim, "Width of the expanded condition joined to z.")
+flags.DEFINE_float("aux_weight", _DEFAULTS.aux_weight, "AC-GAN auxiliary multi-label loss weight.")
+flags.DEFINE_float("began_gamma", _DEFAULTS.began_gamma, "BEGAN diversity ratio γ = E[L(G(z))] / E[L(x)].")
+flags.DEFINE_float("began_lambda_k", _DEFAULTS.began_lambda_k, "BEGAN proportional gain λ_k of the k controller.")
+flags.DEFINE_integer("sr_scale", _DEFAULTS.sr_scale, "SRGAN upscaling factor (power of two).")
+flags.DEFINE_integer("residual_blocks", _DEFAULTS.residual_blocks, "SRGAN generator residual blocks.")
+flags.DEFINE_float("pixel_weight", _DEFAULTS.pixel_weight, "SRGAN pixel MSE weight.")
+flags.DEFINE_float("adversarial_weight", _DEFAULTS.adversarial_weight, "SRGAN adversarial loss weight.")
+flags.DEFINE_float("perceptual_weight", _DEFAULTS.perceptual_weight,
+                   "SRGAN perceptual (feature MSE) weight; needs --perceptual_weights.")
+flags.DEFINE_float("tv_weight", _DEFAULTS.tv_weight, "SRGAN total-variation weight.")
+flags.DEFINE_string("perceptual_weights", _DEFAULTS.perceptual_weights,
+                    "Local file for the perceptual loss: Keras VGG16/VGG19/ResNet50 weights (.h5) or a .keras model.")
+flags.DEFINE_string("perceptual_layer", _DEFAULTS.perceptual_layer, "Feature layer name (default per network).")
+flags.DEFINE_string("perceptual_network", _DEFAULTS.perceptual_network,
+                    "Architecture of --perceptual_weights: auto (from the file name), vgg16, vgg19, resnet50, keras.")
+flags.DEFINE_integer("replay_size", _DEFAULTS.replay_size, "Replay buffer of earlier fakes: slots (0 = off).")
+flags.DEFINE_float("replay_fraction", _DEFAULTS.replay_fraction, "Share of each fake batch drawn from the replay.")
 
 flags.DEFINE_string("loss", _DEFAULTS.loss, "minimax, non_saturating, hinge, wasserstein or least_squares.")
 flags.DEFINE_float("label_smoothing", _DEFAULTS.label_smoothing, "One-sided label smoothing of real targets.")
@@ -99,9 +124,18 @@ def main(argv):
     from t2i.training import callbacks as cb
     from t2i.training.run import train
 
+    from t2i.data.folder import ImageFolderError
+
     try:
         train(config)
-    except (configs.ConfigError, cb.NonFiniteLossError) as error:
+    except (configs.ConfigError, cb.NonFiniteLossError, ImageFolderError, FileNotFoundError) as error:
+        print(f"t2i-train: error: {error}", file=sys.stderr)
+        return 1
+    except ValueError as error:
+        # Bad data (an unknown iCLEVR object, a malformed json) is the user's to fix: one line, no traceback,
+        # unless --verbosity asks for detail.
+        if FLAGS.verbosity > 0:
+            raise
         print(f"t2i-train: error: {error}", file=sys.stderr)
         return 1
     return 0

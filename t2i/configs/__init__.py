@@ -1,4 +1,4 @@
 """Training configuration: dataclass, presets, validation."""
 from t2i.configs.config import (  # noqa: F401
-    PRESETS, ConfigError, TrainConfig, check_resume_compatible, from_preset, load, save, validate,
+    DATASETS, MODELS, PRESETS, ConfigError, TrainConfig, check_resume_compatible, from_preset, load, save, validate,
 )

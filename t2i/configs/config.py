@@ -10,8 +10,12 @@ import os
 
 from t2i.utils import files
 
-MODELS = ("dcgan",)
-DATASETS = ("shapes", "folder")
+MODELS = ("dcgan", "began", "cgan", "acgan", "wgan_gp", "srgan")
+DATASETS = ("shapes", "folder", "iclevr")
+# Models whose networks always take the labels; wgan_gp and srgan take them with --conditional.
+LABEL_MODELS = ("cgan", "acgan")
+NORMALIZATIONS = ("auto", "batch", "layer", "instance", "none")
+PERCEPTUAL_NETWORKS = ("auto", "vgg16", "vgg19", "resnet50", "keras")
 LOSSES = ("minimax", "non_saturating", "hinge", "wasserstein", "least_squares")
 LR_SCHEDULES = ("constant", "step", "linear")
 STRATEGIES = ("default", "mirrored", "multi_worker")
@@ -19,6 +23,7 @@ STRATEGIES = ("default", "mirrored", "multi_worker")
 # Fields that fix the networks' shapes or the data they were trained on: a resumed run must not change them.
 ARCHITECTURE_FIELDS = (
     "model", "dataset", "image_size", "channels", "noise_dim", "gf_dim", "df_dim", "max_filters", "upsampling",
+    "num_labels", "conditional", "condition_dim", "normalization", "sr_scale", "residual_blocks",
 )
 
 
@@ -47,6 +52,30 @@ class TrainConfig:
     upsampling: str = "transposed"
     bn_epsilon: float = 1e-5
     bn_momentum: float = 0.9
+    # "auto": BatchNorm, except LayerNorm for the wgan_gp critic.
+    normalization: str = "auto"
+    # Conditions (multi-hot labels): cgan/acgan always; wgan_gp/srgan with --conditional. num_labels 0 = the
+    # dataset's label count (written back into the run's config.json).
+    conditional: bool = False
+    num_labels: int = 0
+    condition_dim: int = 256
+    aux_weight: float = 1.0
+    # BEGAN.
+    began_gamma: float = 0.5
+    began_lambda_k: float = 0.001
+    # SRGAN-style super-resolution.
+    sr_scale: int = 4
+    residual_blocks: int = 16
+    pixel_weight: float = 1.0
+    adversarial_weight: float = 1e-3
+    perceptual_weight: float = 0.0
+    tv_weight: float = 2e-8
+    perceptual_weights: str = ""
+    perceptual_layer: str = ""
+    perceptual_network: str = "auto"
+    # Replay buffer of earlier fakes (0 = off).
+    replay_size: int = 0
+    replay_fraction: float = 0.5
     # Objective and update rule.
     loss: str = "non_saturating"
     label_smoothing: float = 0.0
@@ -91,11 +120,24 @@ class TrainConfig:
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
 
+    @property
+    def uses_labels(self):
+        """Whether the networks take the dataset's label vectors."""
+        return self.model in LABEL_MODELS or (self.conditional and self.model in ("wgan_gp", "srgan"))
+
+    @property
+    def resolved_normalization(self):
+        if self.normalization != "auto":
+            return self.normalization
+        return "layer" if self.model == "wgan_gp" else "batch"
+
 
 # Named presets: the hyperparameters of the original experiments. Every field stays overridable by its flag.
 PRESETS = {
-    # Radford et al. 2016: Adam 2e-4, β1 0.5, batch 128, z 100, N(0, 0.02) init, 64×64.
-    "dcgan": dict(model="dcgan", image_size=64, batch_size=128, noise_dim=100, lr_g=2e-4, lr_d=2e-4, beta1=0.5),
+    # Radford et al. 2016: Adam 2e-4, β1 0.5, batch 128, z 100, N(0, 0.02) init, 64×64; 25 epochs as in the
+    # reference implementations.
+    "dcgan": dict(model="dcgan", image_size=64, batch_size=128, noise_dim=100, lr_g=2e-4, lr_d=2e-4, beta1=0.5,
+                  epochs=25),
     # The README's main job: DCGAN on the embedded shapes at 32×32, sized to finish in minutes on 2 CPU cores.
     # Nearest-upsampling removed the transposed convs' checkerboard; one-sided smoothing 0.1 calmed the
     # D-dominant oscillation (both chosen by looking at the grids of 1200-1600-step runs).
@@ -103,6 +145,49 @@ PRESETS = {
         model="dcgan", dataset="shapes", image_size=32, batch_size=64, steps=1600, gf_dim=32, df_dim=32,
         upsampling="nearest", label_smoothing=0.1,
         lr_g=2e-4, lr_d=2e-4, beta1=0.5, sample_every=200, checkpoint_every=200,
+    ),
+    # Berthelot et al. 2017, the face/city runs of the reference implementation (BEGAN-tensorflow):
+    # γ 0.5, λ_k 0.001, Adam 8e-5 (β1 0.5) halved every 100k steps but not below 2e-5, batch 16, z 64, h 128.
+    "began": dict(
+        model="began", image_size=64, batch_size=16, noise_dim=64, gf_dim=128, df_dim=128, began_gamma=0.5,
+        began_lambda_k=0.001, lr_g=8e-5, lr_d=8e-5, beta1=0.5, beta2=0.999, lr_schedule="step",
+        lr_decay_steps=100000, lr_decay_rate=0.5, lr_min=2e-5, steps=500000,
+    ),
+    # BEGAN on the embedded shapes, sized for 2 CPU cores.
+    "began_shapes": dict(
+        model="began", dataset="shapes", image_size=32, batch_size=16, noise_dim=64, gf_dim=32, df_dim=32,
+        began_gamma=0.5, began_lambda_k=0.001, lr_g=1e-4, lr_d=1e-4, beta1=0.5, lr_schedule="step",
+        lr_decay_steps=1000, lr_decay_rate=0.5, lr_min=2e-5, steps=2000, sample_every=250, checkpoint_every=250,
+    ),
+    # The iCLEVR cGAN: lr_d 4e-4, lr_g 1e-4, batch 64, z 100, condition 256, 64×64, 4 D and 4 G updates per batch,
+    # one-sided label smoothing.
+    "cgan": dict(
+        model="cgan", image_size=64, batch_size=64, noise_dim=100, condition_dim=256, lr_d=4e-4, lr_g=1e-4,
+        beta1=0.5, n_critic=4, n_gen=4, label_smoothing=0.1,
+    ),
+    # The same recipe with the auxiliary multi-label classifier (Odena et al. 2017).
+    "acgan": dict(
+        model="acgan", image_size=64, batch_size=64, noise_dim=100, condition_dim=256, lr_d=4e-4, lr_g=1e-4,
+        beta1=0.5, n_critic=4, n_gen=4, label_smoothing=0.1, aux_weight=1.0,
+    ),
+    # AC-GAN on the embedded shapes, sized for 2 CPU cores.
+    "acgan_shapes": dict(
+        model="acgan", dataset="shapes", image_size=32, batch_size=64, steps=1500, noise_dim=100,
+        condition_dim=256, gf_dim=32, df_dim=32, upsampling="nearest", lr_d=4e-4, lr_g=1e-4, beta1=0.5,
+        n_critic=1, n_gen=1, label_smoothing=0.1, aux_weight=1.0, sample_every=250, checkpoint_every=250,
+    ),
+    # Gulrajani et al. 2017: λ 10, n_critic 5, Adam(1e-4, β 0.5/0.9), LayerNorm critic, batch 64.
+    "wgan_gp": dict(
+        model="wgan_gp", image_size=64, batch_size=64, noise_dim=128, loss="wasserstein", gp_weight=10.0,
+        n_critic=5, lr_g=1e-4, lr_d=1e-4, beta1=0.5, beta2=0.9, normalization="layer", steps=200000,
+    ),
+    # Ledig et al. 2017 (SRResNet + adversarial): ×4, 16 residual blocks, 64 filters, batch 16, Adam 1e-4 (β1 0.9),
+    # adversarial weight 1e-3, TV 2e-8. Their VGG loss needs a local file: add --perceptual_weights=vgg19.h5
+    # --perceptual_weight=6e-3 (the paper's 1/12.75² rescaling of VGG features).
+    "srgan": dict(
+        model="srgan", image_size=128, batch_size=16, sr_scale=4, residual_blocks=16, gf_dim=64, df_dim=64,
+        lr_g=1e-4, lr_d=1e-4, beta1=0.9, adversarial_weight=1e-3, tv_weight=2e-8, pixel_weight=1.0,
+        perceptual_weight=0.0, perceptual_network="vgg19",
     ),
 }
 
@@ -112,6 +197,10 @@ def from_preset(name, **overrides):
     if name and name not in PRESETS:
         raise ConfigError(f"Unknown --preset; expected one of {sorted(PRESETS)}. Received: preset={name!r}")
     values = dict(PRESETS.get(name, {}))
+    # --steps and --epochs are two ways to say one thing: giving one replaces the preset's other.
+    for given, other in (("steps", "epochs"), ("epochs", "steps")):
+        if overrides.get(given) and not overrides.get(other):
+            values.pop(other, None)
     values.update(overrides)
     return TrainConfig.from_dict(values)
 
@@ -136,15 +225,17 @@ def validate(config):
     choice("strategy", STRATEGIES)
     choice("upsampling", ("transposed", "nearest"))
     choice("on_bad_image", ("skip", "fail"))
+    choice("normalization", NORMALIZATIONS)
+    choice("perceptual_network", PERCEPTUAL_NETWORKS)
     if not config.log_dir:
         fail("log_dir", "is required (the run directory for checkpoints, samples and logs)")
     if not _power_of_two(config.image_size) or not 32 <= config.image_size <= 256:
         fail("image_size", "must be a power of two in [32, 256]")
     if config.dataset == "shapes" and config.channels != 3:
         fail("channels", "the shapes dataset is RGB; use 3")
-    if config.dataset == "folder":
+    if config.dataset in ("folder", "iclevr"):
         if not config.data_dir:
-            fail("data_dir", "is required with --dataset=folder")
+            fail("data_dir", f"is required with --dataset={config.dataset}")
         if not os.path.isdir(config.data_dir):
             fail("data_dir", "no such directory")
     for flag in ("batch_size", "channels", "noise_dim", "gf_dim", "df_dim", "max_filters", "n_critic", "n_gen",
@@ -174,6 +265,46 @@ def validate(config):
         fail("lr_decay_steps", "must be > 0 with --lr_schedule=step")
     if not 0 < config.lr_decay_rate <= 1:
         fail("lr_decay_rate", "must be in (0, 1]")
+    if config.conditional and config.model not in ("wgan_gp", "srgan"):
+        fail("conditional", f"applies to --model=wgan_gp or srgan ({', '.join(LABEL_MODELS)} always condition; "
+                            f"the others never do)")
+    if config.uses_labels and config.dataset == "folder" and not config.class_subfolders:
+        fail("class_subfolders", f"--model={config.model} needs labels; with --dataset=folder the labels are "
+                                 "the class sub-folders")
+    if config.num_labels < 0:
+        fail("num_labels", "must be >= 0 (0: the dataset's label count)")
+    if config.condition_dim <= 0:
+        fail("condition_dim", "must be > 0")
+    if config.aux_weight < 0:
+        fail("aux_weight", "must be >= 0")
+    if config.model == "began":
+        if not 0 < config.began_gamma <= 1:
+            fail("began_gamma", "must be in (0, 1]")
+        if config.began_lambda_k < 0:
+            fail("began_lambda_k", "must be >= 0")
+    if config.model == "srgan":
+        if not _power_of_two(config.sr_scale) or config.sr_scale < 2:
+            fail("sr_scale", "must be a power of two >= 2")
+        if config.image_size // config.sr_scale < 4:
+            fail("sr_scale", f"leaves low-resolution inputs below 4x4 at --image_size={config.image_size}")
+        if config.residual_blocks < 0:
+            fail("residual_blocks", "must be >= 0")
+        if config.jit_compile:
+            fail("jit_compile", "XLA cannot compile the antialiased resize that makes SRGAN's low-resolution inputs")
+        for flag in ("pixel_weight", "adversarial_weight", "perceptual_weight", "tv_weight"):
+            if getattr(config, flag) < 0:
+                fail(flag, "must be >= 0")
+        if config.perceptual_weight > 0 and not config.perceptual_weights:
+            fail("perceptual_weights", "is required with --perceptual_weight > 0 (a local Keras VGG16/VGG19/"
+                                       "ResNet50 weights file or a saved Keras model; nothing is downloaded)")
+    if config.perceptual_weights and not os.path.isfile(config.perceptual_weights):
+        fail("perceptual_weights", "no such file")
+    if config.replay_size < 0:
+        fail("replay_size", "must be >= 0 (0 disables the replay buffer)")
+    if config.replay_size and not 0 < config.replay_fraction < 1:
+        fail("replay_fraction", "must be in (0, 1)")
+    if config.replay_size and config.model in ("began", "srgan"):
+        fail("replay_size", f"the replay buffer works with the adversarial trainers, not --model={config.model}")
     if config.export_dir and not config.export_name:
         fail("export_name", "is required with --export_dir")
     return config

@@ -3,13 +3,17 @@
 Versions are integers that only increase; an export is written to a hidden temporary folder and renamed into place,
 so TF Serving (which watches the folder) never loads a half-written version and nothing is overwritten.
 """
+import json
 import os
 import re
 import shutil
 
 import tensorflow as tf
 
-from t2i.export.serving import NoiseGeneratorModule
+from t2i.export.serving import GeneratorModule
+
+# Beside the model, where TF Serving looks for extras (e.g. warm-up requests) and ignores unknown files.
+METADATA_PATH = os.path.join("assets.extra", "t2i.json")
 
 
 def existing_versions(model_dir):
@@ -18,8 +22,12 @@ def existing_versions(model_dir):
     return sorted(int(name) for name in os.listdir(model_dir) if re.fullmatch(r"\d+", name))
 
 
-def export_generator(generator, export_dir, name):
-    """Writes `generator` as the next version under export_dir/name and returns that version's path."""
+def export_generator(generator, export_dir, name, metadata=None):
+    """Writes `generator` as the next version under export_dir/name and returns that version's path.
+
+    `metadata` (JSON-serialisable: noise distribution, label names, ...) goes to `assets.extra/t2i.json`, so that
+    clients such as `t2i-sample --saved_model` can build valid inputs.
+    """
     if not name or os.sep in name or name.startswith("."):
         raise ValueError(f"--export_name must be a plain folder name. Received: name={name!r}")
     model_dir = os.path.join(export_dir, name)
@@ -28,7 +36,20 @@ def export_generator(generator, export_dir, name):
     final = os.path.join(model_dir, str(version))
     tmp = os.path.join(model_dir, f".tmp-{version}-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    module = NoiseGeneratorModule(generator)
+    module = GeneratorModule(generator)
     tf.saved_model.save(module, tmp, signatures={"serving_default": module.serving_default})
+    metadata = dict(metadata or {}, inputs=module.input_names)
+    os.makedirs(os.path.join(tmp, os.path.dirname(METADATA_PATH)), exist_ok=True)
+    with open(os.path.join(tmp, METADATA_PATH), "w", encoding="utf-8") as f:
+        json.dump(metadata, f, indent=2, sort_keys=True)
     os.rename(tmp, final)
     return final
+
+
+def read_metadata(version_dir):
+    """The export's t2i metadata ({} for exports without it)."""
+    path = os.path.join(version_dir, METADATA_PATH)
+    if not os.path.isfile(path):
+        return {}
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)

@@ -1,3 +1,7 @@
-"""Networks only, one module per family. Importing this package registers them as Keras serialisables, so
-`keras.models.load_model("generator.keras")` works after `import t2i.models`."""
+"""Networks only, one module per family. Importing this package registers them (and their custom layers) as Keras
+serialisables, so `keras.models.load_model("generator.keras")` works after `import t2i.models`."""
+from t2i.models.acgan import ConditionalDiscriminator, ConditionalGenerator  # noqa: F401
+from t2i.models.began import BEGANDiscriminator, BEGANGenerator  # noqa: F401
 from t2i.models.dcgan import DCGANDiscriminator, DCGANGenerator  # noqa: F401
+from t2i.models.srgan import SRGANDiscriminator, SRGANGenerator  # noqa: F401
+from t2i.models.wgan_gp import WGANGPCritic  # noqa: F401

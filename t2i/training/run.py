@@ -21,7 +21,7 @@ from t2i import configs
 from t2i.data import datasets
 from t2i.export import saved_model
 from t2i.training import callbacks as cb
-from t2i.training import distribute, factory
+from t2i.training import distribute, factory, sampling
 
 
 @dataclasses.dataclass
@@ -64,6 +64,10 @@ def _prepare_log_dir(config):
 def train(config, verbose=True):
     """Trains per `config` (validated first) and returns where the results went; `verbose` shows progress."""
     configs.validate(config)
+    try:
+        config = factory.resolve_num_labels(config)
+    except ValueError as error:
+        raise configs.ConfigError(f"--dataset: {error}") from None
     _prepare_log_dir(config)
     keras.utils.set_random_seed(config.seed)
     strategy = distribute.get_strategy(config.strategy)
@@ -101,7 +105,7 @@ def train(config, verbose=True):
     remaining = steps - resumed_from
     if remaining > 0:
         pipeline = datasets.training_pipeline(
-            dataset, config.batch_size, keys=("image",), seed=config.seed + resumed_from
+            dataset, config.batch_size, keys=factory.batch_keys(config), seed=config.seed + resumed_from
         )
         print(f"Training {config.model} on {config.dataset} for steps {resumed_from + 1}-{steps} "
               f"(batch {config.batch_size}, {config.image_size}x{config.image_size}) in {config.log_dir}", flush=True)
@@ -127,7 +131,8 @@ def train(config, verbose=True):
     result.loss_curves = cb.plot_loss_curves(csv_path, os.path.join(config.log_dir, "loss_curves.png"))
     trainer.generator.save(os.path.join(config.log_dir, "generator.keras"))
     if config.export_dir:
-        result.export = saved_model.export_generator(trainer.generator, config.export_dir, config.export_name)
+        result.export = saved_model.export_generator(trainer.generator, config.export_dir, config.export_name,
+                                                     sampling.export_metadata(config))
         print(f"Exported the generator to {result.export}", flush=True)
     print(f"Done at step {result.step}: samples {result.samples}, checkpoint {result.checkpoint}", flush=True)
     return result

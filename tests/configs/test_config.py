@@ -8,10 +8,19 @@ from t2i import configs
 
 @pytest.mark.parametrize("name", sorted(configs.PRESETS))
 def test_every_preset_validates(name, tmp_path):
-    config = configs.from_preset(name, log_dir=str(tmp_path), steps=configs.PRESETS[name].get("steps", 10))
+    preset = configs.PRESETS[name]
+    length = {} if preset.get("steps") or preset.get("epochs") else {"steps": 10}
+    config = configs.from_preset(name, log_dir=str(tmp_path), **length)
     assert configs.validate(config) is config
-    for key, value in configs.PRESETS[name].items():
+    for key, value in preset.items():
         assert getattr(config, key) == value
+
+
+def test_steps_given_by_flag_replace_the_presets_epochs(tmp_path):
+    config = configs.validate(configs.from_preset("dcgan", log_dir=str(tmp_path), steps=7))
+    assert (config.steps, config.epochs) == (7, 0)
+    config = configs.validate(configs.from_preset("began_shapes", log_dir=str(tmp_path), epochs=2))
+    assert (config.steps, config.epochs) == (0, 2)
 
 
 def test_flags_override_preset_values(tmp_path):
