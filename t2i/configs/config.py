@@ -155,9 +155,9 @@ PRESETS = {
     ),
     # BEGAN on the embedded shapes, sized for 2 CPU cores.
     "began_shapes": dict(
-        model="began", dataset="shapes", image_size=32, batch_size=16, noise_dim=64, gf_dim=32, df_dim=32,
+        model="began", dataset="shapes", image_size=32, batch_size=16, noise_dim=64, gf_dim=16, df_dim=16,
         began_gamma=0.5, began_lambda_k=0.001, lr_g=1e-4, lr_d=1e-4, beta1=0.5, lr_schedule="step",
-        lr_decay_steps=1000, lr_decay_rate=0.5, lr_min=2e-5, steps=2000, sample_every=250, checkpoint_every=250,
+        lr_decay_steps=1000, lr_decay_rate=0.5, lr_min=2e-5, steps=1500, sample_every=250, checkpoint_every=250,
     ),
     # The iCLEVR cGAN: lr_d 4e-4, lr_g 1e-4, batch 64, z 100, condition 256, 64×64, 4 D and 4 G updates per batch,
     # one-sided label smoothing.

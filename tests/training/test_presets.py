@@ -82,3 +82,26 @@ def test_labels_given_by_name_make_multi_hot_rows():
     np.testing.assert_array_equal(rows, [[1, 0, 1], [0, 1, 0]])
     with pytest.raises(ValueError, match="--labels: unknown label 'pink cube'"):
         sampling.parse_conditions(["pink cube"], names)
+
+
+def test_acgan_trains_on_an_iclevr_tree_and_srgan_on_a_folder(tmp_path):
+    from data_prep.export_shapes import export_shapes
+
+    iclevr_dir = tmp_path / "iclevr"
+    export_shapes(str(iclevr_dir), num_examples=8, image_size=32, output_format="iclevr", num_test_conditions=4)
+    config = configs.TrainConfig(model="acgan", log_dir=str(tmp_path / "acgan"), **dict(TINY, dataset="iclevr"),
+                                 data_dir=str(iclevr_dir))
+    assert train(config, verbose=False).step == 2
+    saved = configs.load(str(tmp_path / "acgan"))
+    assert saved.num_labels == 24
+    # Grid rows are the iCLEVR test.json conditions, in order.
+    expected = json.loads((iclevr_dir / "test.json").read_text())[0]
+    names = json.loads((iclevr_dir / "objects.json").read_text())
+    first_row = sampling.grid_conditions(saved, 4)[0]
+    assert sorted(np.flatnonzero(first_row)) == sorted(names[name] for name in expected)
+
+    folder_dir = tmp_path / "folder"
+    export_shapes(str(folder_dir), num_examples=8, image_size=32)
+    config = configs.TrainConfig(model="srgan", log_dir=str(tmp_path / "srgan"), **dict(TINY, dataset="folder"),
+                                 data_dir=str(folder_dir / "images"))
+    assert train(config, verbose=False).step == 2
