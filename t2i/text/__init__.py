@@ -1,0 +1,1 @@
+"""Text side of t2i: tokenizer/vocabulary and sentence encoders (seq2seq, skip-thought, TF-Hub)."""
