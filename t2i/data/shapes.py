@@ -364,6 +364,16 @@ def _captions(u: _Uniforms, labels, centres) -> list[str]:
     return captions
 
 
+def example_captions(index: int, seed: int = 0, split: str = "train") -> list[str]:
+    """The 10 captions of example ``index``, equal to ``render_example(...)["captions"]`` without drawing pixels."""
+    split_offset = _check_split(split)
+    index = _check_non_negative("index", index)
+    seed = _check_non_negative("seed", seed)
+    u = _Uniforms(np.random.default_rng([seed, split_offset, index]))
+    labels, _, centres = _sample_layout(u)
+    return _captions(u, labels, centres)
+
+
 def render_example(index: int, seed: int = 0, image_size: int = 64, split: str = "train") -> dict:
     """Draws example ``index`` of the ``shapes`` dataset.
 
