@@ -1,0 +1,21 @@
+"""Offline GAN evaluation: metric maths (IS, FID, KID), local feature networks and cached reference statistics."""
+from t2i.evaluation.features import (  # noqa: F401
+    ExtractedFeatures,
+    FeatureExtractor,
+    FeatureNetworkError,
+    HubInception,
+    KerasInceptionV3,
+    SavedModelClassifier,
+    extract,
+    prepare_images,
+    resize_policy,
+)
+from t2i.evaluation.metrics import (  # noqa: F401
+    GaussianStats,
+    MetricError,
+    fid_from_stats,
+    frechet_distance,
+    inception_score,
+    kernel_inception_distance,
+)
+from t2i.evaluation.reference_stats import cache_path, reference_key, reference_statistics  # noqa: F401
