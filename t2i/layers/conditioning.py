@@ -1,0 +1,93 @@
+"""Conditioning Augmentation (Zhang et al. 2017, StackGAN §3.1).
+
+A sentence embedding φ_t (1024-d char-CNN-RNN in the paper) is too high-dimensional and too sparse — a few thousand
+captions — for the generator to cover smoothly. CA maps it to a Gaussian N(μ(φ_t), Σ(φ_t)) with diagonal Σ and feeds
+the generator a sample c = μ + σ ⊙ ε, ε ~ N(0, I). The sampling makes small perturbations of a caption produce
+plausible images too; a KL term towards N(0, I) (`t2i.losses.matching.kl_divergence`) keeps the conditioning
+manifold smooth.
+"""
+import keras
+import tensorflow as tf
+from keras import ops
+
+from t2i.layers import blocks
+
+CA_ACTIVATIONS = ("leaky_relu", "relu")
+
+
+@keras.saving.register_keras_serializable(package="t2i")
+class ConditioningAugmentation(keras.layers.Layer):
+    """Embedding [B, D] → conditioning code c = μ + exp(log σ) ⊙ ε of shape [B, units], ε ~ N(0, I) per sample.
+
+    One dense layer to 2·units, an activation, then the first half is μ and the second log σ — as in both official
+    StackGAN implementations. ε is drawn at inference too (StackGAN samples its conditioning code when generating),
+    so one caption gives varied images; `statistics` returns (μ, log σ) for the KL loss or for a deterministic code.
+
+    The noise comes from the layer's own `keras.random.SeedGenerator`, so a fixed `seed` gives a reproducible
+    sequence of codes; under a `tf.distribute` strategy each replica folds its id into the seed. The generator's
+    state is not part of the saved weights: a reloaded layer restarts the sequence from `seed`.
+
+    Args:
+        units: size of c (the paper's N_g / ef_dim, 128).
+        activation: applied to the dense output before the split. "leaky_relu" (slope `leaky_slope`) follows the
+            original TensorFlow StackGAN; "relu" the PyTorch one.
+        leaky_slope: negative slope of "leaky_relu".
+        seed: integer seed of the noise, or None for a random one.
+    """
+
+    def __init__(self, units=128, activation="leaky_relu", leaky_slope=0.2, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(units, int) or isinstance(units, bool) or units < 1:
+            raise ValueError(f"ConditioningAugmentation units must be a positive integer. Received: units={units!r}")
+        if activation not in CA_ACTIVATIONS:
+            raise ValueError(f"Unknown ConditioningAugmentation activation; expected one of {CA_ACTIVATIONS}. "
+                             f"Received: activation={activation!r}")
+        self.units = units
+        self.activation = activation
+        self.leaky_slope = leaky_slope
+        self.seed = seed
+        self.dense = keras.layers.Dense(2 * units, kernel_initializer=blocks.dcgan_init(), dtype=self.dtype_policy,
+                                        name="dense")
+        self.seed_generator = keras.random.SeedGenerator(seed, name="seed_generator")
+
+    def build(self, input_shape):
+        self.dense.build(input_shape)
+        self.built = True
+
+    def statistics(self, embedding):
+        """(μ, log σ), each [B, units]: the parameters of the conditioning Gaussian for `embedding` [B, D]."""
+        hidden = self.dense(embedding)
+        if self.activation == "leaky_relu":
+            hidden = ops.leaky_relu(hidden, negative_slope=self.leaky_slope)
+        else:
+            hidden = ops.relu(hidden)
+        return hidden[:, :self.units], hidden[:, self.units:]
+
+    def call(self, embedding, training=None):
+        # `training` is accepted and ignored on purpose: StackGAN samples c at inference as well.
+        del training
+        mean, log_sigma = self.statistics(embedding)
+        return mean + ops.exp(log_sigma) * self._epsilon(ops.shape(mean), mean.dtype)
+
+    def _epsilon(self, shape, dtype):
+        """ε ~ N(0, I) from the next seed of the layer's generator, distinct per `tf.distribute` replica."""
+        seed = self.seed_generator.next()
+        context = tf.distribute.get_replica_context()
+        if context is not None and context.num_replicas_in_sync > 1:
+            # Every replica holds the same generator state; without its id folded in, all replicas would draw the
+            # same ε for their rows.
+            seed = tf.random.experimental.stateless_fold_in(seed, context.replica_id_in_sync_group)
+        return tf.random.stateless_normal(shape, seed, dtype=dtype)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.units)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "units": self.units,
+            "activation": self.activation,
+            "leaky_slope": self.leaky_slope,
+            "seed": self.seed,
+        })
+        return config

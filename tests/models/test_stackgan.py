@@ -1,0 +1,212 @@
+"""StackGAN Stage-I/II networks: the paper's layout, tiny configs, unconditional variants, round trips, gradients."""
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from t2i.layers.conditioning import ConditioningAugmentation
+from t2i.losses.matching import kl_divergence
+from t2i.models import stackgan
+from t2i.models.stackgan import (StackGANStage1Discriminator, StackGANStage1Generator, StackGANStage2Discriminator,
+                                 StackGANStage2Generator)
+
+SMALL_G = dict(image_size=16, gf_dim=8, embedding_dim=12, noise_dim=6, ef_dim=4)
+SMALL_D = dict(image_size=16, df_dim=8, embedding_dim=12, ef_dim=4)
+
+
+def _generator_inputs(model, batch=2, seed=0):
+    rng = np.random.default_rng(seed)
+    noise = rng.standard_normal((batch, model.noise_dim)).astype("float32")
+    if model.embedding_dim == 0:
+        return noise
+    return {"noise": noise, "embedding": rng.standard_normal((batch, model.embedding_dim)).astype("float32")}
+
+
+def _discriminator_inputs(model, batch=2, seed=0):
+    rng = np.random.default_rng(seed)
+    image = rng.uniform(-1, 1, (batch, model.image_size, model.image_size, 3)).astype("float32")
+    if model.embedding_dim == 0:
+        return image
+    return {"image": image, "embedding": rng.standard_normal((batch, model.embedding_dim)).astype("float32")}
+
+
+def _ca_layers(model):
+    is_generator = hasattr(model, "noise_dim")
+    layers = [model.get_layer("ca")] if is_generator and model.embedding_dim else []
+    if isinstance(model, StackGANStage2Generator):
+        layers += _ca_layers(model.stage1)
+    return layers
+
+
+@pytest.mark.parametrize("variant", stackgan.VARIANTS)
+def test_stage1_networks_at_the_paper_size(variant):
+    generator = StackGANStage1Generator(variant=variant)
+    # c (128) ++ z (100) → 4 × 4 × 1024, then 512, 256, 128 and the image.
+    assert generator.get_layer("ca").dense.kernel.shape == (1024, 256)
+    assert generator.get_layer("project").kernel.shape == (228, 4 * 4 * 1024)
+    assert [generator.get_layer(f"stage{i}_bn").output.shape[1:] for i in (1, 2, 3)] == [
+        (8, 8, 512), (16, 16, 256), (32, 32, 128)]
+    images = np.asarray(generator(_generator_inputs(generator)))
+    assert images.shape == (2, 64, 64, 3) and np.abs(images).max() <= 1
+
+    discriminator = StackGANStage1Discriminator(variant=variant)
+    assert discriminator.get_layer("text_dense").kernel.shape == (1024, 128)
+    # 4 × 4 × 512 image features ++ the tiled 128-d text code, a 1 × 1 joint conv, and a 4 × 4 logit conv.
+    assert discriminator.get_layer("image_text").output.shape == (None, 4, 4, 640)
+    assert discriminator.get_layer("logit_conv").kernel.shape == (4, 4, 512, 1)
+    logits = discriminator({"image": images, "embedding": _generator_inputs(generator)["embedding"]})
+    assert logits.shape == (2, 1) and np.isfinite(np.asarray(logits)).all()
+
+
+def test_the_variants_differ_as_in_the_original_code():
+    simple = StackGANStage1Generator(variant="simple", **SMALL_G)
+    complex_ = StackGANStage1Generator(variant="complex", **SMALL_G)
+    kinds = lambda model: {type(layer).__name__ for layer in model.layers}  # noqa: E731
+    assert "Conv2DTranspose" in kinds(simple) and "Add" not in kinds(simple)
+    assert "UpSampling2D" in kinds(complex_) and "Conv2DTranspose" not in kinds(complex_)
+    # Residual bottlenecks at s/16 (gf·2, gf·2 → gf·8) and s/8 (gf, gf → gf·4).
+    assert complex_.get_layer("stage0_residual_0_conv").kernel.shape == (1, 1, 64, 16)
+    assert complex_.get_layer("stage1_residual_2_conv").kernel.shape == (3, 3, 8, 32)
+    discriminator = StackGANStage1Discriminator(variant="complex", **SMALL_D)
+    assert discriminator.get_layer("down3_residual_add").output.shape == (None, 1, 1, 64)
+
+
+@pytest.mark.parametrize("variant", stackgan.VARIANTS)
+def test_small_stage1_networks(variant):
+    generator = StackGANStage1Generator(variant=variant, **SMALL_G)
+    inputs = _generator_inputs(generator, batch=3)
+    images = np.asarray(generator(inputs, training=True))
+    assert images.shape == (3, 16, 16, 3) and np.abs(images).max() <= 1
+    # The code is sampled anew on every call, at inference too.
+    a, b = (np.asarray(generator(inputs, training=False)) for _ in range(2))
+    assert np.abs(a - b).max() > 0
+    discriminator = StackGANStage1Discriminator(variant=variant, **SMALL_D)
+    logits = discriminator({"image": images, "embedding": inputs["embedding"]})
+    assert logits.shape == (3, 1)
+    # The logit depends on the embedding: the matching-aware discriminator reads the text.
+    other = discriminator({"image": images, "embedding": -3 * inputs["embedding"]})
+    assert np.abs(np.asarray(logits) - np.asarray(other)).max() > 1e-6
+
+
+def test_ca_statistics_are_the_ca_layers():
+    generator = StackGANStage1Generator(**SMALL_G)
+    embedding = _generator_inputs(generator)["embedding"]
+    mean, log_sigma = generator.ca_statistics(embedding)
+    assert mean.shape == (2, 4) and log_sigma.shape == (2, 4)
+    layer = generator.get_layer("ca")
+    assert isinstance(layer, ConditioningAugmentation) and layer.units == 4
+    hidden = embedding @ layer.dense.kernel.numpy() + layer.dense.bias.numpy()
+    hidden = np.where(hidden > 0, hidden, 0.2 * hidden)
+    np.testing.assert_allclose(np.asarray(mean), hidden[:, :4], rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(np.asarray(log_sigma), hidden[:, 4:], rtol=1e-5, atol=1e-7)
+
+
+def test_stage2_refines_a_16px_stage1_image_to_64px():
+    stage1 = StackGANStage1Generator(variant="complex", **SMALL_G)
+    generator = StackGANStage2Generator(stage1, gf_dim=8)
+    assert generator.stage1 is stage1 and generator.image_size == 64
+    # One downsampling at least: 16 → 8, the code tiled there, then 8 → 16 → 32 → 64 (16, 8, 8 filters).
+    assert generator.get_layer("image_code").output.shape == (None, 8, 8, 16 + 4)
+    assert [generator.get_layer(f"up{i}_conv").kernel.shape[-1] for i in range(3)] == [16, 8, 8]
+    assert generator.get_layer("ca") is not stage1.get_layer("ca")
+    inputs = _generator_inputs(generator)
+    images = np.asarray(generator(inputs))
+    assert images.shape == (2, 64, 64, 3) and np.abs(images).max() <= 1
+    discriminator = StackGANStage2Discriminator(image_size=64, df_dim=8, embedding_dim=12, ef_dim=4)
+    assert discriminator.get_layer("image_text").output.shape == (None, 4, 4, 64 + 4)
+    assert discriminator({"image": images, "embedding": inputs["embedding"]}).shape == (2, 1)
+
+
+def test_stage2_layout_at_the_paper_size():
+    # 64 → 16: gf·2, gf·4; up 16 → 256: gf·2, gf, gf/2, gf/4 (the original's hr_generator).
+    assert stackgan.stage2_encoder_widths(64, 16, 128) == [256, 512]
+    assert stackgan.stage2_upsampling_widths(16, 256, 128) == [256, 128, 64, 32]
+    # 256 px down to 4 × 4 (df … df·32), then 3 × 3 convs back to df·16 and df·8, as the PyTorch STAGE2_D.
+    discriminator = StackGANStage2Discriminator(image_size=256, df_dim=2, embedding_dim=12, ef_dim=4)
+    assert discriminator.get_layer("down5_bn").output.shape == (None, 4, 4, 64)
+    assert [discriminator.get_layer(f"reduce{i}_conv").kernel.shape for i in (0, 1)] == [
+        (3, 3, 64, 32), (3, 3, 32, 16)]
+
+
+def test_unconditional_networks_take_plain_tensors():
+    generator = StackGANStage1Generator(**dict(SMALL_G, embedding_dim=0))
+    assert not isinstance(generator.input, dict)
+    assert not any(isinstance(layer, ConditioningAugmentation) for layer in generator.layers)
+    images = np.asarray(generator(_generator_inputs(generator)))
+    assert images.shape == (2, 16, 16, 3)
+    with pytest.raises(ValueError, match="Received: embedding_dim=0"):
+        generator.ca_statistics(np.zeros((2, 12), "float32"))
+    discriminator = StackGANStage1Discriminator(**dict(SMALL_D, embedding_dim=0))
+    assert discriminator(images).shape == (2, 1)
+    stage2 = StackGANStage2Generator(generator, gf_dim=8)
+    assert stage2(_generator_inputs(stage2)).shape == (2, 64, 64, 3)
+    assert StackGANStage2Discriminator(image_size=64, df_dim=8, embedding_dim=0)(
+        np.zeros((1, 64, 64, 3), "float32")).shape == (1, 1)
+
+
+def test_bad_arguments_are_clear_errors():
+    with pytest.raises(ValueError, match="Received: variant='deep'"):
+        StackGANStage1Generator(variant="deep", **SMALL_G)
+    with pytest.raises(ValueError, match="Received: image_size=8"):
+        StackGANStage1Discriminator(**dict(SMALL_D, image_size=8))
+    with pytest.raises(ValueError, match="Received: stage1_generator=StackGANStage1Discriminator"):
+        StackGANStage2Generator(StackGANStage1Discriminator(**SMALL_D))
+    with pytest.raises(ValueError, match="Received: image_size=32"):
+        StackGANStage2Discriminator(image_size=32)
+
+
+@pytest.mark.parametrize("build", [
+    lambda: StackGANStage1Generator(variant="complex", ca_seed=3, **SMALL_G),
+    lambda: StackGANStage1Discriminator(variant="complex", **SMALL_D),
+    lambda: StackGANStage2Generator(StackGANStage1Generator(**SMALL_G), gf_dim=8, num_residual=1),
+    lambda: StackGANStage2Discriminator(image_size=64, df_dim=8, embedding_dim=12, ef_dim=4),
+], ids=["stage1_g", "stage1_d", "stage2_g", "stage2_d"])
+def test_keras_round_trip_gives_identical_outputs(tmp_path, build):
+    model = build()
+    if isinstance(model, StackGANStage2Generator):
+        model.stage1.trainable = False
+    inputs = _generator_inputs(model) if hasattr(model, "noise_dim") else _discriminator_inputs(model)
+    model(inputs)  # advances the CA noise: the reload must not depend on a fresh seed state.
+    path = tmp_path / "model.keras"
+    model.save(path)
+    reloaded = keras.models.load_model(path)
+    assert type(reloaded) is type(model)
+    assert reloaded.get_config() == model.get_config()
+    # The CA noise is the only randomness: start both from the same generator state, then compare the full path.
+    for original, restored in zip(_ca_layers(model), _ca_layers(reloaded)):
+        restored.seed_generator.state.assign(original.seed_generator.state.value)
+        np.testing.assert_array_equal(np.asarray(restored.statistics(inputs["embedding"])[0]),
+                                      np.asarray(original.statistics(inputs["embedding"])[0]))
+    np.testing.assert_allclose(np.asarray(reloaded(inputs)), np.asarray(model(inputs)), rtol=1e-5, atol=1e-6)
+    if isinstance(model, StackGANStage2Generator):
+        assert isinstance(reloaded.stage1, StackGANStage1Generator) and not reloaded.stage1.trainable
+
+
+@pytest.mark.parametrize("variant", stackgan.VARIANTS)
+def test_gradients_reach_every_stage1_weight(variant):
+    generator = StackGANStage1Generator(variant=variant, **SMALL_G)
+    discriminator = StackGANStage1Discriminator(variant=variant, **SMALL_D)
+    inputs = {key: tf.constant(value) for key, value in _generator_inputs(generator, batch=4).items()}
+    variables = generator.trainable_variables + discriminator.trainable_variables
+    with tf.GradientTape() as tape:
+        images = generator(inputs, training=True)
+        logits = discriminator({"image": images, "embedding": inputs["embedding"]}, training=True)
+        kl = kl_divergence(*generator.ca_statistics(inputs["embedding"]))
+        loss = tf.reduce_mean(tf.nn.softplus(-logits)) + 2.0 * tf.reduce_mean(kl)
+    grads = tape.gradient(loss, variables)
+    missing = [v.path for v, g in zip(variables, grads) if g is None or not np.any(np.asarray(g))]
+    assert not missing
+
+
+def test_freezing_stage1_removes_its_weights_from_stage2_training():
+    stage1 = StackGANStage1Generator(**SMALL_G)
+    generator = StackGANStage2Generator(stage1, gf_dim=8, num_residual=1)
+    stage1_ids = {id(v) for v in stage1.trainable_variables}
+    assert stage1_ids <= {id(v) for v in generator.trainable_variables}
+    stage1.trainable = False
+    assert not stage1_ids & {id(v) for v in generator.trainable_variables}
+    inputs = _generator_inputs(generator)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(generator(inputs, training=True))
+    grads = tape.gradient(loss, generator.trainable_variables)
+    assert grads and all(g is not None for g in grads)
