@@ -8,6 +8,9 @@ In Python (any process, no t2i needed):
     serve = tf.saved_model.load("saved_models/shapes_dcgan/1").signatures["serving_default"]
     images = serve(noise=tf.random.normal([4, 100]))["images"]      # uint8 [4, H, W, C]
     # label-conditioned models also take labels=<float32 [4, num_labels] multi-hot>; srgan takes low_res=<images>
+    # text models exported with their encoder take captions:
+    images = serve(text=tf.constant(["a red circle and a blue square."]))["images"]
+    images = loaded.signatures["seeded"](text=..., seed=tf.constant(7, tf.int64))["images"]   # reproducible noise
 
 The export's assets.extra/t2i.json records the training config, the noise distribution and the label names.
 
@@ -26,21 +29,25 @@ flags.DEFINE_string("checkpoint", "", "A specific checkpoint prefix (default: th
 flags.DEFINE_string("export_dir", "saved_models", "Folder holding exported models.")
 flags.DEFINE_string("name", "", "Model name: the export goes to export_dir/name/<next version>.")
 flags.DEFINE_bool("print_request", False, "Print a TF Serving REST request body for the export.")
+flags.DEFINE_enum("input", "auto", ["auto", "text", "embedding"],
+                  "Text models: take caption strings (tokenizer + encoder bundled) or embedding vectors; auto = text "
+                  "when the run records its encoder.")
 
 
-def export_run(log_dir, export_dir, name, checkpoint=""):
-    from t2i.export import saved_model
-    from t2i.training import sampling
-    from t2i.training.run import restore_generator
+def export_run(log_dir, export_dir, name, checkpoint="", input_kind="auto"):
+    from t2i.training.run import export_generator, restore_generator
 
     generator, config, _ = restore_generator(log_dir, checkpoint or None)
-    return saved_model.export_generator(generator, export_dir, name, sampling.export_metadata(config))
+    return export_generator(generator, config, export_dir, name, input_kind)
 
 
-def rest_request(config, batch=1, seed=0):
+def rest_request(config, batch=1, seed=0, text_input=False):
     """A TF Serving REST `predict` body (columnar "inputs" format) with one valid value per signature input."""
     from t2i.training import sampling
 
+    if text_input:
+        return json.dumps({"signature_name": "serving_default",
+                           "inputs": {"text": sampling.default_captions(config, batch)}})
     inputs = sampling.generator_inputs(config, batch, seed)
     if not isinstance(inputs, dict):
         inputs = {"low_res" if config.model == "srgan" else "noise": inputs}
@@ -61,13 +68,15 @@ def main(argv):
     from t2i import configs
 
     try:
-        path = export_run(FLAGS.log_dir, FLAGS.export_dir, FLAGS.name, FLAGS.checkpoint)
-    except (configs.ConfigError, ValueError) as error:
+        path = export_run(FLAGS.log_dir, FLAGS.export_dir, FLAGS.name, FLAGS.checkpoint, FLAGS.input)
+    except (configs.ConfigError, ValueError, FileNotFoundError) as error:
         print(f"t2i-export: error: {error}", file=sys.stderr)
         return 1
     print(f"Exported to {path}")
     if FLAGS.print_request:
-        print(rest_request(configs.load(FLAGS.log_dir)))
+        from t2i.export.saved_model import read_metadata
+
+        print(rest_request(configs.load(FLAGS.log_dir), text_input=bool(read_metadata(path).get("text_input"))))
     return 0
 
 

@@ -24,12 +24,15 @@ flags.DEFINE_bool("dry_run", False, "Print the resolved config and exit.")
 
 flags.DEFINE_string("model", _DEFAULTS.model, f"Model family: {', '.join(configs.MODELS)}.")
 flags.DEFINE_string("dataset", _DEFAULTS.dataset,
-                    "shapes (embedded, procedurally generated), folder (images, optional class sub-folders) or "
-                    "iclevr (objects.json / train.json / test.json + images/).")
-flags.DEFINE_string("data_dir", _DEFAULTS.data_dir, "Folder of --dataset=folder (searched recursively) or iclevr.")
+                    "shapes (embedded, procedurally generated, with captions), folder (images, optional class "
+                    "sub-folders), iclevr (objects.json / train.json / test.json + images/), and for text models "
+                    "cub (CUB-200-2011 + Reed's text_c10), oxford (Oxford-102 + text_c10) or stackgan (StackGAN's "
+                    "released pickles).")
+flags.DEFINE_string("data_dir", _DEFAULTS.data_dir,
+                    "Folder of --dataset=folder (searched recursively), iclevr, cub, oxford or stackgan.")
 flags.DEFINE_integer("num_examples", _DEFAULTS.num_examples, "Images in the shapes dataset.")
 flags.DEFINE_integer("dataset_seed", _DEFAULTS.dataset_seed, "Seed of the shapes dataset / folder augmentation.")
-flags.DEFINE_integer("image_size", _DEFAULTS.image_size, "Image side, a power of two in [32, 256].")
+flags.DEFINE_integer("image_size", _DEFAULTS.image_size, "Image side, a power of two in [32, 256] (text models: from 16; stackgan_stage2: 4x Stage-I).")
 flags.DEFINE_integer("channels", _DEFAULTS.channels, "Image channels (1 grey, 3 RGB, N for .npy heatmaps).")
 flags.DEFINE_bool("class_subfolders", _DEFAULTS.class_subfolders, "Folder dataset: first-level folders are classes.")
 flags.DEFINE_enum("on_bad_image", _DEFAULTS.on_bad_image, ["skip", "fail"],
@@ -63,6 +66,36 @@ flags.DEFINE_string("perceptual_weights", _DEFAULTS.perceptual_weights,
 flags.DEFINE_string("perceptual_layer", _DEFAULTS.perceptual_layer, "Feature layer name (default per network).")
 flags.DEFINE_string("perceptual_network", _DEFAULTS.perceptual_network,
                     "Architecture of --perceptual_weights: auto (from the file name), vgg16, vgg19, resnet50, keras.")
+flags.DEFINE_string("text_dir", _DEFAULTS.text_dir, "cub/oxford: Reed's caption folder (default <data_dir>/text_c10).")
+flags.DEFINE_string("embeddings", _DEFAULTS.embeddings,
+                    "Text models: HDF5 caption embeddings written by `python -m data_prep.embed_captions`.")
+flags.DEFINE_integer("embedding_dim", _DEFAULTS.embedding_dim, "Text-embedding size; 0 = the embeddings file's.")
+flags.DEFINE_enum("embedding_sampling", _DEFAULTS.embedding_sampling, ["one", "mean"],
+                  "Per image per step: one random caption's embedding, or the mean of --num_mean (StackGAN).")
+flags.DEFINE_integer("num_mean", _DEFAULTS.num_mean, "Captions averaged with --embedding_sampling=mean.")
+flags.DEFINE_bool("use_text", _DEFAULTS.use_text, "Text models: --nouse_text trains the unconditional StackGAN.")
+flags.DEFINE_integer("ca_dim", _DEFAULTS.ca_dim, "Conditioning Augmentation code size (StackGAN: 128).")
+flags.DEFINE_float("kl_weight", _DEFAULTS.kl_weight, "Weight of the CA KL term in the generator loss (StackGAN: 2).")
+flags.DEFINE_enum("stackgan_variant", _DEFAULTS.stackgan_variant, ["simple", "complex"],
+                  "StackGAN Stage-I networks: simple (dense + deconvs) or complex (upsample + conv + residual).")
+flags.DEFINE_bool("matching_aware", _DEFAULTS.matching_aware,
+                  "GAN-CLS: real images with wrong text count as fake for the discriminator.")
+flags.DEFINE_float("interpolation_weight", _DEFAULTS.interpolation_weight,
+                   "GAN-INT: weight of the generator loss on interpolated caption embeddings (0 = off).")
+flags.DEFINE_float("interpolation_beta", _DEFAULTS.interpolation_beta, "GAN-INT interpolation β.")
+flags.DEFINE_string("stage1_checkpoint", _DEFAULTS.stage1_checkpoint,
+                    "stackgan_stage2: the Stage-I run directory (its config.json and newest checkpoint).")
+flags.DEFINE_bool("fine_tune_stage1", _DEFAULTS.fine_tune_stage1,
+                  "stackgan_stage2: also train Stage-I, at --stage1_lr_scale x --lr_g (default: frozen).")
+flags.DEFINE_float("stage1_lr_scale", _DEFAULTS.stage1_lr_scale, "Stage-I learning-rate factor when fine-tuned.")
+flags.DEFINE_string("hdgan_scales", _DEFAULTS.hdgan_scales,
+                    "hdgan side-output sizes, e.g. 16,32,64 (default image_size/4, /2, image_size).")
+flags.DEFINE_bool("hdgan_shared_trunk", _DEFAULTS.hdgan_shared_trunk, "hdgan: share discriminator layers across scales.")
+flags.DEFINE_string("text_encoder", _DEFAULTS.text_encoder,
+                    "Encoder kind for --text sampling (seq2seq, skip_thought, hub); default: the embeddings file's.")
+flags.DEFINE_string("text_encoder_path", _DEFAULTS.text_encoder_path, "Its path; default: the embeddings file's.")
+flags.DEFINE_string("sample_text_file", _DEFAULTS.sample_text_file,
+                    "Captions for progress grids, one per line (default: held-out captions of the dataset).")
 flags.DEFINE_integer("replay_size", _DEFAULTS.replay_size, "Replay buffer of earlier fakes: slots (0 = off).")
 flags.DEFINE_float("replay_fraction", _DEFAULTS.replay_fraction, "Share of each fake batch drawn from the replay.")
 

@@ -10,8 +10,14 @@ import os
 
 from t2i.utils import files
 
-MODELS = ("dcgan", "began", "cgan", "acgan", "wgan_gp", "srgan")
-DATASETS = ("shapes", "folder", "iclevr")
+MODELS = ("dcgan", "began", "cgan", "acgan", "wgan_gp", "srgan", "stackgan_stage1", "stackgan_stage2", "hdgan")
+DATASETS = ("shapes", "folder", "iclevr", "cub", "oxford", "stackgan")
+# Text-to-image models: conditioned on caption embeddings (precomputed to HDF5 by data_prep.embed_captions).
+TEXT_MODELS = ("stackgan_stage1", "stackgan_stage2", "hdgan")
+# Datasets with captions (shapes' are embedded; cub/oxford read Reed's text_c10; stackgan holds the embeddings).
+TEXT_DATASETS = ("shapes", "cub", "oxford", "stackgan")
+STACKGAN_VARIANTS = ("simple", "complex")
+EMBEDDING_SAMPLING = ("one", "mean")
 # Models whose networks always take the labels; wgan_gp and srgan take them with --conditional.
 LABEL_MODELS = ("cgan", "acgan")
 NORMALIZATIONS = ("auto", "batch", "layer", "instance", "none")
@@ -24,6 +30,7 @@ STRATEGIES = ("default", "mirrored", "multi_worker")
 ARCHITECTURE_FIELDS = (
     "model", "dataset", "image_size", "channels", "noise_dim", "gf_dim", "df_dim", "max_filters", "upsampling",
     "num_labels", "conditional", "condition_dim", "normalization", "sr_scale", "residual_blocks",
+    "embedding_dim", "use_text", "ca_dim", "stackgan_variant", "hdgan_scales", "hdgan_shared_trunk",
 )
 
 
@@ -73,6 +80,27 @@ class TrainConfig:
     perceptual_weights: str = ""
     perceptual_layer: str = ""
     perceptual_network: str = "auto"
+    # Text-to-image (stackgan_stage1, stackgan_stage2, hdgan).
+    text_dir: str = ""  # Reed captions (text_c10) for cub/oxford; default <data_dir>/text_c10.
+    embeddings: str = ""  # HDF5 caption embeddings from data_prep.embed_captions (not needed for --dataset=stackgan).
+    embedding_dim: int = 0  # 0 = the embeddings file's dimension (written back into config.json).
+    embedding_sampling: str = "one"  # per image per step: one caption's embedding, or the mean of --num_mean.
+    num_mean: int = 4
+    use_text: bool = True  # False: the unconditional StackGAN (noise only; no CA, no matching-aware loss).
+    ca_dim: int = 128
+    kl_weight: float = 2.0
+    stackgan_variant: str = "simple"
+    matching_aware: bool = True  # GAN-CLS
+    interpolation_weight: float = 0.0  # GAN-INT
+    interpolation_beta: float = 0.5
+    stage1_checkpoint: str = ""  # stackgan_stage2: the Stage-I run directory.
+    fine_tune_stage1: bool = False  # stackgan_stage2: train Stage-I too, at --stage1_lr_scale x lr_g.
+    stage1_lr_scale: float = 0.1
+    hdgan_scales: str = ""  # comma-separated side-output sizes; default image_size/4, /2, image_size.
+    hdgan_shared_trunk: bool = False
+    text_encoder: str = ""  # encoder kind and path for --text sampling; default: the embeddings file's record.
+    text_encoder_path: str = ""
+    sample_text_file: str = ""  # captions for progress grids, one per line; default: held-out captions.
     # Replay buffer of earlier fakes (0 = off).
     replay_size: int = 0
     replay_fraction: float = 0.5
@@ -124,6 +152,23 @@ class TrainConfig:
     def uses_labels(self):
         """Whether the networks take the dataset's label vectors."""
         return self.model in LABEL_MODELS or (self.conditional and self.model in ("wgan_gp", "srgan"))
+
+    @property
+    def uses_text(self):
+        """Whether the networks take caption embeddings."""
+        return self.model in TEXT_MODELS and self.use_text
+
+    @property
+    def stage1_size(self):
+        """stackgan_stage2: the Stage-I image size (Stage-II outputs 4x it)."""
+        return self.image_size // 4
+
+    @property
+    def scales(self):
+        """hdgan: the side-output sizes, ascending."""
+        if self.hdgan_scales:
+            return tuple(sorted(int(s) for s in self.hdgan_scales.split(",") if s.strip()))
+        return (self.image_size // 4, self.image_size // 2, self.image_size)
 
     @property
     def resolved_normalization(self):
@@ -191,6 +236,44 @@ PRESETS = {
         lr_g=1e-4, lr_d=1e-4, beta1=0.9, adversarial_weight=1e-3, tv_weight=2e-8, pixel_weight=1.0,
         perceptual_weight=0.0, perceptual_network="vgg19",
     ),
+    # StackGAN Stage-I on CUB birds / Oxford flowers (Zhang et al. 2017 and the official code's cfg files): Adam 2e-4
+    # (β1 0.5), batch 64, z 100, CA 128 with KL weight 2, gf 128 / df 64, 64×64, 600 epochs with the learning rate
+    # halved every 50 epochs (lr_decay_steps counts optimizer steps: 50 epochs of CUB's 8,855 train images at batch
+    # 64 = 6,900); embeddings: the mean of 4 of the 10 captions per image.
+    "stackgan_stage1": dict(
+        model="stackgan_stage1", dataset="cub", image_size=64, batch_size=64, noise_dim=100, ca_dim=128,
+        kl_weight=2.0, gf_dim=128, df_dim=64, stackgan_variant="complex", lr_g=2e-4, lr_d=2e-4, beta1=0.5,
+        loss="non_saturating", lr_schedule="step", lr_decay_steps=6900, lr_decay_rate=0.5, epochs=600,
+        embedding_sampling="mean", num_mean=4,
+    ),
+    # Stage-II: 256×256 from a frozen Stage-I, lr halved every 100 epochs.
+    "stackgan_stage2": dict(
+        model="stackgan_stage2", dataset="cub", image_size=256, batch_size=64, noise_dim=100, ca_dim=128,
+        kl_weight=2.0, gf_dim=128, df_dim=64, lr_g=2e-4, lr_d=2e-4, beta1=0.5, loss="non_saturating",
+        lr_schedule="step", lr_decay_steps=13800, lr_decay_rate=0.5, epochs=600, embedding_sampling="mean",
+        num_mean=4,
+    ),
+    # The flowers report's table (Oxford-102): Adam 2e-3 (β1 0.5) decayed every 50 epochs, KL weight 2, z 100,
+    # N(0, 0.02) init (the networks' default); 7,034 trainval images at batch 64 = 110 steps per epoch.
+    "stackgan_flowers": dict(
+        model="stackgan_stage1", dataset="oxford", image_size=64, batch_size=64, noise_dim=100, ca_dim=128,
+        kl_weight=2.0, gf_dim=128, df_dim=64, stackgan_variant="complex", lr_g=2e-3, lr_d=2e-3, beta1=0.5,
+        loss="non_saturating", lr_schedule="step", lr_decay_steps=5500, lr_decay_rate=0.5, epochs=600,
+        embedding_sampling="mean", num_mean=4,
+    ),
+    # HDGAN (Zhang et al. 2018): side outputs 64/128/256, Adam 2e-4 (β1 0.5), batch 16, CA 128.
+    "hdgan": dict(
+        model="hdgan", dataset="cub", image_size=256, hdgan_scales="64,128,256", batch_size=16, noise_dim=100,
+        ca_dim=128, kl_weight=4.0, gf_dim=64, df_dim=64, lr_g=2e-4, lr_d=2e-4, beta1=0.5, loss="non_saturating",
+        epochs=500,
+    ),
+    # The README's main job: StackGAN Stage-I from captions of the embedded shapes, sized for 2 CPU cores.
+    "stackgan_shapes": dict(
+        model="stackgan_stage1", dataset="shapes", image_size=32, batch_size=64, steps=1500, noise_dim=100,
+        ca_dim=64, kl_weight=2.0, gf_dim=32, df_dim=32, stackgan_variant="simple", lr_g=2e-4, lr_d=2e-4,
+        beta1=0.5, loss="non_saturating", interpolation_weight=0.5, sample_every=250,
+        checkpoint_every=250,
+    ),
 }
 
 
@@ -231,11 +314,63 @@ def validate(config):
     choice("perceptual_network", PERCEPTUAL_NETWORKS)
     if not config.log_dir:
         fail("log_dir", "is required (the run directory for checkpoints, samples and logs)")
-    if not _power_of_two(config.image_size) or not 32 <= config.image_size <= 256:
-        fail("image_size", "must be a power of two in [32, 256]")
+    smallest = {"stackgan_stage1": 16, "stackgan_stage2": 64, "hdgan": 16}.get(config.model, 32)
+    if not _power_of_two(config.image_size) or not smallest <= config.image_size <= 256:
+        fail("image_size", f"must be a power of two in [{smallest}, 256]")
+    if config.dataset == "shapes" and config.image_size < 32:
+        fail("image_size", "the shapes dataset renders 32 to 256 pixels")
     if config.dataset == "shapes" and config.channels != 3:
         fail("channels", "the shapes dataset is RGB; use 3")
-    if config.dataset in ("folder", "iclevr"):
+    choice("embedding_sampling", EMBEDDING_SAMPLING)
+    choice("stackgan_variant", STACKGAN_VARIANTS)
+    if config.dataset in ("cub", "oxford", "stackgan") and not config.uses_text:
+        fail("dataset", f"{config.dataset} is read for text-to-image models ({', '.join(TEXT_MODELS)}); "
+                        "train other models on its images with --dataset=folder")
+    if config.uses_text:
+        if config.dataset not in TEXT_DATASETS:
+            fail("dataset", f"--model={config.model} needs captions: one of {', '.join(TEXT_DATASETS)}")
+        if config.dataset != "stackgan":
+            if not config.embeddings:
+                fail("embeddings", "is required for text-to-image models: an HDF5 file written by "
+                                   "`python -m data_prep.embed_captions`")
+            if not os.path.isfile(config.embeddings):
+                fail("embeddings", "no such file")
+        if config.embedding_dim < 0:
+            fail("embedding_dim", "must be >= 0 (0: the embeddings file's dimension)")
+        if config.num_mean < 1:
+            fail("num_mean", "must be >= 1")
+        if config.interpolation_weight < 0:
+            fail("interpolation_weight", "must be >= 0 (0 disables GAN-INT)")
+        if not 0 <= config.interpolation_beta <= 1:
+            fail("interpolation_beta", "must be in [0, 1]")
+        if config.matching_aware and config.label_smoothing:
+            fail("label_smoothing", "is not part of the matching-aware (GAN-CLS) loss; use --nomatching_aware")
+    if config.model in TEXT_MODELS:
+        if config.ca_dim <= 0:
+            fail("ca_dim", "must be > 0")
+        if config.kl_weight < 0:
+            fail("kl_weight", "must be >= 0")
+        if config.sample_text_file and not os.path.isfile(config.sample_text_file):
+            fail("sample_text_file", "no such file")
+    if config.model == "stackgan_stage2":
+        if not config.stage1_checkpoint:
+            fail("stage1_checkpoint", "is required with --model=stackgan_stage2: the Stage-I run directory")
+        if not os.path.isdir(config.stage1_checkpoint):
+            fail("stage1_checkpoint", "no such directory")
+        if not config.stage1_lr_scale > 0:
+            fail("stage1_lr_scale", "must be > 0")
+    if config.model == "hdgan":
+        try:
+            scales = config.scales
+        except ValueError:
+            fail("hdgan_scales", "must be comma-separated integers such as 16,32,64")
+        if not scales or any(not _power_of_two(s) or s < 16 for s in scales):
+            fail("hdgan_scales", "must be powers of two >= 16")
+        if scales[-1] != config.image_size:
+            fail("hdgan_scales", f"the largest scale must equal --image_size={config.image_size}")
+        if config.gp_weight > 0:
+            fail("gp_weight", "HDGAN trains with its pair and patch losses; the gradient penalty is not supported")
+    if config.dataset in ("folder", "iclevr", "cub", "oxford", "stackgan"):
         if not config.data_dir:
             fail("data_dir", f"is required with --dataset={config.dataset}")
         if not os.path.isdir(config.data_dir):
@@ -305,7 +440,7 @@ def validate(config):
         fail("replay_size", "must be >= 0 (0 disables the replay buffer)")
     if config.replay_size and not 0 < config.replay_fraction < 1:
         fail("replay_fraction", "must be in (0, 1)")
-    if config.replay_size and config.model in ("began", "srgan"):
+    if config.replay_size and config.model in ("began", "srgan", "hdgan"):
         fail("replay_size", f"the replay buffer works with the adversarial trainers, not --model={config.model}")
     if config.export_dir and not config.export_name:
         fail("export_name", "is required with --export_dir")

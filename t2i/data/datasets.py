@@ -7,7 +7,7 @@ iCLEVR, one-hot for a folder with class sub-folders. The trainer picks the keys 
 import numpy as np
 import tensorflow as tf
 
-from t2i.data import folder, iclevr, images, shapes
+from t2i.data import captions, folder, iclevr, images, shapes
 
 _SHUFFLE_BUFFER = 10000
 
@@ -47,13 +47,85 @@ def _iclevr(config, split, training):
     return data.dataset, data.num_examples
 
 
-BUILDERS = {"shapes": _shapes, "folder": _folder, "iclevr": _iclevr}
+def _text(config, split, training):
+    """Images with caption embeddings for the text-to-image models: "image", "embedding" (one caption's, or the mean
+    of `num_mean`, drawn per image per epoch), "class_id" (-1 without classes), "caption", "filename"."""
+    from t2i.data import embeddings
+
+    if config.dataset == "stackgan":
+        return _stackgan(config, split, training)
+    corpus = captions.load_corpus(
+        config.dataset, data_dir=config.data_dir, text_dir=config.text_dir, split=split,
+        num_examples=config.num_examples, seed=config.dataset_seed, on_error=config.on_bad_image,
+    )
+    dataset = embeddings.embedding_pipeline(
+        config.embeddings, corpus, image_size=config.image_size, training=training, seed=config.dataset_seed,
+        sampling=config.embedding_sampling, num_mean=config.num_mean, expected_dim=config.embedding_dim or None,
+        channels=config.channels, on_error=config.on_bad_image,
+        # shapes' renders are deterministic (no augmentation: captions say "left of"), so they are drawn once.
+        cache_images=config.dataset == "shapes",
+    )
+    return dataset, len(corpus)
+
+
+def _stackgan(config, split, training):
+    """StackGAN's released split: 76-px images for Stage-I sizes, 304-px for larger, char-CNN-RNN embeddings."""
+    from t2i.data import embeddings, stackgan_pickles
+
+    image_file = "76images.pickle" if config.image_size <= 64 else "304images.pickle"
+    data = stackgan_pickles.load_stackgan_split(config.data_dir, split, image_file=image_file)
+    if config.embedding_dim and data.embeddings.shape[-1] != config.embedding_dim:
+        raise embeddings.EmbeddingDimError(
+            f"{data.path}: embeddings have dim {data.embeddings.shape[-1]} but the model expects "
+            f"{config.embedding_dim} (--embedding_dim). Received: embedding_dim={config.embedding_dim}")
+    dataset = stackgan_pickles.stackgan_dataset(data, image_size=config.image_size, training=training,
+                                                seed=config.dataset_seed)
+    randoms = tf.data.Dataset.random(seed=config.dataset_seed, rerandomize_each_iteration=True)
+    no_text = tf.constant([""] * data.embeddings.shape[1])
+
+    def pick(element, random_value):
+        embedding, _ = embeddings.sample_caption_embedding(
+            element["embeddings"], no_text, random_value, config.embedding_sampling, config.num_mean
+        )
+        return {"image": element["image"], "embedding": embedding, "class_id": element["class_id"],
+                "filename": element["filename"], "index": element["index"]}
+
+    return tf.data.Dataset.zip(dataset, randoms).map(pick, num_parallel_calls=tf.data.AUTOTUNE), len(data)
+
+
+def text_embedding_dim(config):
+    """The caption-embedding size of the config's data (the HDF5 file's, or the StackGAN pickles')."""
+    if config.dataset == "stackgan":
+        from t2i.data import stackgan_pickles
+
+        return int(stackgan_pickles.load_stackgan_split(config.data_dir, "train").embeddings.shape[-1])
+    from t2i.data import embeddings
+
+    with embeddings.read_embeddings(config.embeddings) as handle:
+        return handle.dim
+
+
+def text_encoder_record(config):
+    """(encoder kind, encoder path) recorded in the embeddings file ("" when unknown, e.g. imported files)."""
+    if config.dataset == "stackgan" or not config.embeddings:
+        return "", ""
+    from t2i.data import embeddings
+
+    with embeddings.read_embeddings(config.embeddings) as handle:
+        return str(handle.attrs.get("encoder", "")), str(handle.attrs.get("encoder_path", ""))
+
+
+BUILDERS = {"shapes": _shapes, "folder": _folder, "iclevr": _iclevr, "cub": _text, "oxford": _text,
+            "stackgan": _text}
 
 # Width of the "label" vector each dataset yields, read from metadata only (no image is decoded).
 _LABEL_COUNTS = {
     "shapes": lambda config: shapes.NUM_LABELS,
     "folder": lambda config: len(folder.image_folder_classes(config.data_dir)) if config.class_subfolders else 0,
     "iclevr": lambda config: len(iclevr.read_objects(config.data_dir)),
+    "cub": lambda config: 0,
+    "oxford": lambda config: 0,
+    "stackgan": lambda config: 0,
 }
 
 
@@ -63,8 +135,10 @@ def _check_dataset(config):
 
 
 def build_dataset(config, split="train", training=True):
-    """(unbatched dataset, number of examples or None) for `config.dataset`."""
+    """(unbatched dataset, number of examples or None) for `config.dataset`; text models get caption embeddings."""
     _check_dataset(config)
+    if config.uses_text:
+        return _text(config, split, training)
     return BUILDERS[config.dataset](config, split, training)
 
 

@@ -10,7 +10,7 @@ import shutil
 
 import tensorflow as tf
 
-from t2i.export.serving import GeneratorModule
+from t2i.export.serving import GeneratorModule, TextGeneratorModule
 
 # Beside the model, where TF Serving looks for extras (e.g. warm-up requests) and ignores unknown files.
 METADATA_PATH = os.path.join("assets.extra", "t2i.json")
@@ -28,6 +28,19 @@ def export_generator(generator, export_dir, name, metadata=None):
     `metadata` (JSON-serialisable: noise distribution, label names, ...) goes to `assets.extra/t2i.json`, so that
     clients such as `t2i-sample --saved_model` can build valid inputs.
     """
+    module = GeneratorModule(generator)
+    return _write_version(module, {"serving_default": module.serving_default}, export_dir, name, metadata)
+
+
+def export_text_generator(encoder, generator, export_dir, name, noise_dim, noise_distribution="normal",
+                          metadata=None):
+    """Like `export_generator`, with the text encoder bundled: the SavedModel takes caption strings."""
+    module = TextGeneratorModule(encoder, generator, noise_dim, noise_distribution)
+    signatures = {"serving_default": module.serving_default, "seeded": module.seeded}
+    return _write_version(module, signatures, export_dir, name, dict(metadata or {}, text_input=True))
+
+
+def _write_version(module, signatures, export_dir, name, metadata):
     if not name or os.sep in name or name.startswith("."):
         raise ValueError(f"--export_name must be a plain folder name. Received: name={name!r}")
     model_dir = os.path.join(export_dir, name)
@@ -36,8 +49,7 @@ def export_generator(generator, export_dir, name, metadata=None):
     final = os.path.join(model_dir, str(version))
     tmp = os.path.join(model_dir, f".tmp-{version}-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    module = GeneratorModule(generator)
-    tf.saved_model.save(module, tmp, signatures={"serving_default": module.serving_default})
+    tf.saved_model.save(module, tmp, signatures=signatures)
     metadata = dict(metadata or {}, inputs=module.input_names)
     os.makedirs(os.path.join(tmp, os.path.dirname(METADATA_PATH)), exist_ok=True)
     with open(os.path.join(tmp, METADATA_PATH), "w", encoding="utf-8") as f:

@@ -27,13 +27,15 @@ class ConditionalGANTrainer(GANTrainer):
             (an AC-GAN variant may classify without seeing the condition).
         label_key: the batch key holding the condition vectors ("label"; "embedding" for text).
         sample_labels: [num_samples, N] conditions for progress grids (default: one label on, cycling).
+        condition_name: the networks' condition input name (default: the generator's `condition_name`, "labels").
         **kwargs: `GANTrainer` arguments.
     """
 
-    def __init__(self, generator, discriminator, label_key="label", sample_labels=None, **kwargs):
+    def __init__(self, generator, discriminator, label_key="label", sample_labels=None, condition_name=None,
+                 **kwargs):
         super().__init__(generator, discriminator, **kwargs)
         self.label_key = label_key
-        self.condition_name = getattr(generator, "condition_name", "labels")
+        self.condition_name = condition_name or getattr(generator, "condition_name", "labels")
         self.num_labels = int(getattr(generator, "num_labels", 0) or generator.input[self.condition_name].shape[-1])
         if sample_labels is None:
             sample_labels = cycling_one_hot(self.num_samples, self.num_labels)

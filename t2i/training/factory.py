@@ -1,6 +1,10 @@
 """Config → networks, trainer and optimizers. The one place that maps config fields onto constructors."""
+import json
+import os
+
 import keras
 
+from t2i import configs
 from t2i.data import datasets
 from t2i.models.acgan import ConditionalDiscriminator, ConditionalGenerator
 from t2i.models.began import BEGANDiscriminator, BEGANGenerator
@@ -13,6 +17,7 @@ from t2i.training.conditional import ACGANTrainer, ConditionalGANTrainer
 from t2i.training.gan import GANTrainer
 from t2i.training.replay_buffer import ReplayBuffer
 from t2i.training.srgan import SRGANTrainer
+from t2i.training.text_gan import HDGANTrainer, TextGANTrainer
 
 
 def resolve_num_labels(config):
@@ -27,7 +32,100 @@ def resolve_num_labels(config):
     return config.replace(num_labels=count)
 
 
+def resolve_text(config):
+    """The config with the text model's `embedding_dim` and encoder filled in from its embeddings (unchanged for
+    other models). The encoder is what `t2i-sample --text` and text exports use to embed new captions."""
+    if not config.uses_text:
+        return config
+    changes = {}
+    if not config.embedding_dim:
+        changes["embedding_dim"] = datasets.text_embedding_dim(config)
+    if not config.text_encoder and not config.text_encoder_path:
+        from t2i.text.encoders import ENCODER_MODULES
+
+        kind, path = datasets.text_encoder_record(config)
+        if kind in ENCODER_MODULES and path:
+            changes.update(text_encoder=kind, text_encoder_path=path)
+    return config.replace(**changes)
+
+
+STAGE1_CONFIG = "stage1_config.json"
+
+
+def stage1_config(config):
+    """The Stage-I run's config for a stackgan_stage2 config: the copy in the Stage-II run, else the Stage-I run's."""
+    from t2i import configs
+
+    for directory, name in ((config.log_dir, STAGE1_CONFIG), (config.stage1_checkpoint, "config.json")):
+        path = os.path.join(directory or "", name)
+        if directory and os.path.isfile(path):
+            with open(path, encoding="utf-8") as f:
+                stage1 = configs.TrainConfig.from_dict(json.load(f))
+            break
+    else:
+        raise configs.ConfigError(f"--stage1_checkpoint: no config.json in {config.stage1_checkpoint!r}; give the "
+                                  "Stage-I run directory")
+    if stage1.model != "stackgan_stage1":
+        raise configs.ConfigError(f"--stage1_checkpoint: {config.stage1_checkpoint!r} is a {stage1.model} run, not "
+                                  "stackgan_stage1")
+    if stage1.image_size * 4 != config.image_size:
+        raise configs.ConfigError(
+            f"--image_size: Stage-II generates 4x its Stage-I's {stage1.image_size}px, i.e. {stage1.image_size * 4}. "
+            f"Received: image_size={config.image_size}")
+    if stage1.uses_text != config.uses_text or stage1.embedding_dim != config.embedding_dim:
+        raise configs.ConfigError(
+            f"--stage1_checkpoint: the Stage-I run takes {stage1.embedding_dim if stage1.uses_text else 'no'}-d "
+            f"text embeddings, this run {config.embedding_dim if config.uses_text else 'none'}; use the same "
+            "--embeddings (or both --nouse_text)")
+    return stage1
+
+
+def _text_networks(config, restore_stage1=False):
+    from t2i.models import hdgan, stackgan
+
+    embedding_dim = config.embedding_dim if config.uses_text else 0
+    bn = dict(bn_epsilon=config.bn_epsilon, bn_momentum=config.bn_momentum)
+    if config.model == "hdgan":
+        text = dict(embedding_dim=embedding_dim, ef_dim=config.ca_dim, max_filters=config.max_filters)
+        return (
+            hdgan.HDGANGenerator(output_scales=config.scales, noise_dim=config.noise_dim, gf_dim=config.gf_dim,
+                                 name="generator", **text),
+            hdgan.HDGANDiscriminators(config.scales, shared_trunk=config.hdgan_shared_trunk, df_dim=config.df_dim,
+                                      name="discriminator", **text),
+        )
+    if config.model == "stackgan_stage1":
+        return (
+            stackgan.StackGANStage1Generator(
+                image_size=config.image_size, noise_dim=config.noise_dim, embedding_dim=embedding_dim,
+                ef_dim=config.ca_dim, gf_dim=config.gf_dim, variant=config.stackgan_variant, name="generator", **bn),
+            stackgan.StackGANStage1Discriminator(
+                image_size=config.image_size, embedding_dim=embedding_dim, ef_dim=config.ca_dim,
+                df_dim=config.df_dim, variant=config.stackgan_variant, name="discriminator", **bn),
+        )
+    stage1, _ = _text_networks(stage1_config(config))
+    if restore_stage1:
+        import tensorflow as tf
+
+        from t2i.training import run
+
+        path = tf.train.latest_checkpoint(run.checkpoint_dir(config.stage1_checkpoint))
+        if not path:
+            from t2i import configs
+
+            raise configs.ConfigError(f"--stage1_checkpoint: no checkpoint under "
+                                      f"{run.checkpoint_dir(config.stage1_checkpoint)}")
+        tf.train.Checkpoint(generator=stage1).restore(path).expect_partial()
+    stage1.trainable = config.fine_tune_stage1
+    return (
+        stackgan.StackGANStage2Generator(stage1, gf_dim=config.gf_dim, ef_dim=config.ca_dim, name="generator", **bn),
+        stackgan.StackGANStage2Discriminator(image_size=config.image_size, embedding_dim=embedding_dim,
+                                             ef_dim=config.ca_dim, df_dim=config.df_dim, name="discriminator", **bn),
+    )
+
+
 def _generator(config):
+    if config.model in configs.TEXT_MODELS:
+        return _text_networks(config)[0]
     common = dict(image_size=config.image_size, channels=config.channels, name="generator")
     if config.model == "began":
         return BEGANGenerator(noise_dim=config.noise_dim, hidden_dim=config.gf_dim, **common)
@@ -61,10 +159,13 @@ def _discriminator(config):
     return ConditionalDiscriminator(num_labels=0, normalization=normalization, **dcgan_args)
 
 
-def build_networks(config):
-    """(generator, discriminator) for `config.model`; `config.num_labels` must be resolved for labelled models."""
-    if config.model not in ("dcgan", "began", "cgan", "acgan", "wgan_gp", "srgan"):
+def build_networks(config, restore_stage1=False):
+    """(generator, discriminator) for `config.model`; `config.num_labels` must be resolved for labelled models and
+    `embedding_dim` for text models. `restore_stage1`: load a Stage-II's Stage-I weights from its run."""
+    if config.model not in configs.MODELS:
         raise ValueError(f"Unknown model. Received: model={config.model!r}")
+    if config.model in configs.TEXT_MODELS:
+        return _text_networks(config, restore_stage1)
     return _generator(config), _discriminator(config)
 
 
@@ -98,13 +199,29 @@ def _replay_buffer(config):
     if not config.replay_size:
         return None
     conditions = {"label": [config.num_labels]} if config.uses_labels else {}
+    if config.uses_text:
+        conditions = {"embedding": [config.embedding_dim]}
     return ReplayBuffer(config.replay_size, [config.image_size, config.image_size, config.channels], conditions,
                         fraction=config.replay_fraction)
 
 
+def _text_trainer(config, generator, discriminator, adversarial):
+    if not config.uses_text:
+        return GANTrainer(generator, discriminator, **adversarial)
+    trainer_class = HDGANTrainer if config.model == "hdgan" else TextGANTrainer
+    return trainer_class(
+        generator, discriminator, kl_weight=config.kl_weight, matching_aware=config.matching_aware,
+        interpolation_weight=config.interpolation_weight, interpolation_beta=config.interpolation_beta,
+        stage1_learning_rate_scale=config.stage1_lr_scale,
+        sample_embeddings=sampling.generator_inputs(config, config.num_samples, config.seed)["embedding"],
+        **adversarial,
+    )
+
+
 def build_trainer(config, total_steps):
-    """A compiled trainer for a config whose `num_labels` is resolved; call inside the strategy scope."""
-    generator, discriminator = build_networks(config)
+    """A compiled trainer for a config whose `num_labels` (and `embedding_dim`) is resolved; call inside the
+    strategy scope. A Stage-II trainer starts from its Stage-I run's weights."""
+    generator, discriminator = build_networks(config, restore_stage1=True)
     common = dict(num_samples=config.num_samples, sample_seed=config.seed)
     if config.model == "began":
         trainer = BEGANTrainer(generator, discriminator, gamma=config.began_gamma, lambda_k=config.began_lambda_k,
@@ -130,7 +247,9 @@ def build_trainer(config, total_steps):
             label_smoothing=config.label_smoothing, gradient_penalty_weight=config.gp_weight,
             replay_buffer=_replay_buffer(config), **common,
         )
-        if config.uses_labels:
+        if config.model in configs.TEXT_MODELS:
+            trainer = _text_trainer(config, generator, discriminator, adversarial)
+        elif config.uses_labels:
             labelled = dict(label_key="label",
                             sample_labels=sampling.grid_conditions(config, config.num_samples, config.seed))
             if config.model == "acgan":
@@ -147,4 +266,6 @@ def build_trainer(config, total_steps):
 
 def batch_keys(config):
     """The batch keys the trainer reads."""
+    if config.uses_text:
+        return ("image", "embedding", "class_id")
     return ("image", "label") if config.uses_labels else ("image",)

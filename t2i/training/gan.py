@@ -250,14 +250,16 @@ class GANTrainer(BaseTrainer):
         with tf.GradientTape() as g_tape:
             fake = self._generate_for(batch, batch_size)
             with g_tape.stop_recording():
-                d_loss, penalty, d_extras = self._discriminator_update(batch, tf.stop_gradient(fake))
+                d_loss, penalty, d_extras = self._discriminator_update(
+                    batch, tf.nest.map_structure(tf.stop_gradient, fake)
+                )
             g_loss, g_loss_mean, g_extras = self._generator_loss(batch, fake)
-        self.g_optimizer.apply_gradients(zip(g_tape.gradient(g_loss, g_variables), g_variables))
+        self.apply_generator_gradients(g_tape, g_loss, g_variables)
 
         for _ in range(self.n_gen - 1):
             with tf.GradientTape() as g_tape:
                 g_loss, g_loss_mean, g_extras = self._generator_loss(batch, self._generate_for(batch, batch_size))
-            self.g_optimizer.apply_gradients(zip(g_tape.gradient(g_loss, g_variables), g_variables))
+            self.apply_generator_gradients(g_tape, g_loss, g_variables)
 
         self.global_step.assign_add(1)
         self.d_loss_tracker.update_state(d_loss)
@@ -266,6 +268,10 @@ class GANTrainer(BaseTrainer):
             self.gp_tracker.update_state(penalty)
         self.update_extra_trackers({**d_extras, **g_extras})
         return {m.name: m.result() for m in self.metrics}
+
+    def apply_generator_gradients(self, tape, loss, variables):
+        """One generator update; StackGAN-II overrides it to give a fine-tuned Stage-I its own optimizer."""
+        self.g_optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
 
     def update_extra_trackers(self, values):
         """Subclasses that return extras from their objectives own matching trackers (created in __init__)."""

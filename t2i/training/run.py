@@ -9,6 +9,8 @@ run directory:
     <log_dir>/tensorboard/          scalars (losses, learning rates) and sample images
     <log_dir>/losses.csv            the same scalars; <log_dir>/loss_curves.png plots them at the end
     <log_dir>/generator.keras       the trained generator for other Keras projects
+    <log_dir>/samples_captions.txt  text models: the caption of each grid row
+    <log_dir>/stage1_config.json    stackgan_stage2: the architecture of the Stage-I it refines
 """
 import dataclasses
 import os
@@ -22,6 +24,7 @@ from t2i.data import datasets
 from t2i.export import saved_model
 from t2i.training import callbacks as cb
 from t2i.training import distribute, factory, sampling
+from t2i.utils import files
 
 
 @dataclasses.dataclass
@@ -68,7 +71,12 @@ def train(config, verbose=True):
         config = factory.resolve_num_labels(config)
     except ValueError as error:
         raise configs.ConfigError(f"--dataset: {error}") from None
+    config = factory.resolve_text(config)
     _prepare_log_dir(config)
+    if config.model == "stackgan_stage2" and distribute.is_chief():
+        # The Stage-II run keeps the Stage-I architecture it was built on, so it samples and exports on its own.
+        files.atomic_write_text(os.path.join(config.log_dir, factory.STAGE1_CONFIG),
+                                factory.stage1_config(config).to_json())
     keras.utils.set_random_seed(config.seed)
     strategy = distribute.get_strategy(config.strategy)
     chief = distribute.is_chief()
@@ -88,6 +96,10 @@ def train(config, verbose=True):
         print(f"Resumed from {manager.latest_checkpoint} at step {resumed_from}.", flush=True)
     if chief:
         configs.save(config, config.log_dir)
+        if config.uses_text:
+            # Which caption each row of the progress grids shows.
+            _, captions = sampling.grid_text(config, config.num_samples)
+            files.atomic_write_text(os.path.join(config.log_dir, "samples_captions.txt"), "\n".join(captions) + "\n")
 
     csv_path = os.path.join(config.log_dir, "losses.csv")
     cb.truncate_csv(csv_path, resumed_from)
@@ -131,8 +143,7 @@ def train(config, verbose=True):
     result.loss_curves = cb.plot_loss_curves(csv_path, os.path.join(config.log_dir, "loss_curves.png"))
     trainer.generator.save(os.path.join(config.log_dir, "generator.keras"))
     if config.export_dir:
-        result.export = saved_model.export_generator(trainer.generator, config.export_dir, config.export_name,
-                                                     sampling.export_metadata(config))
+        result.export = export_generator(trainer.generator, config, config.export_dir, config.export_name)
         print(f"Exported the generator to {result.export}", flush=True)
     print(f"Done at step {result.step}: samples {result.samples}, checkpoint {result.checkpoint}", flush=True)
     return result
@@ -147,3 +158,26 @@ def restore_generator(log_dir, checkpoint_path=None):
         raise configs.ConfigError(f"--log_dir: no checkpoint under {checkpoint_dir(log_dir)}")
     tf.train.Checkpoint(generator=generator).restore(path).expect_partial()
     return generator, config, path
+
+
+EXPORT_INPUTS = ("auto", "text", "embedding")
+
+
+def export_generator(generator, config, export_dir, name, input_kind="auto"):
+    """Exports a run's generator as the next SavedModel version and returns its path.
+
+    Text models take caption strings ("text": the run's tokenizer + encoder bundled in) or embedding vectors
+    ("embedding"); "auto" bundles the encoder when the run records a loadable one.
+    """
+    if input_kind not in EXPORT_INPUTS:
+        raise ValueError(f"--input must be one of {', '.join(EXPORT_INPUTS)}. Received: input={input_kind!r}")
+    metadata = sampling.export_metadata(config)
+    if not config.uses_text and input_kind == "text":
+        raise ValueError(f"--input=text: --model={config.model} is not text-conditioned")
+    encoder = sampling.text_encoder(config) if config.uses_text and input_kind != "embedding" else None
+    if encoder is None:
+        if input_kind == "text":
+            raise ValueError("--input=text: the run records no loadable text encoder (see --text_encoder_path)")
+        return saved_model.export_generator(generator, export_dir, name, metadata)
+    return saved_model.export_text_generator(encoder, generator, export_dir, name, config.noise_dim,
+                                             sampling.noise_distribution(config), metadata)

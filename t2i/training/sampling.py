@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 
+from t2i import configs
 from t2i.data import datasets
 from t2i.data.images import to_unit_range
 from t2i.training.srgan import low_resolution
@@ -56,8 +57,101 @@ def reference_images(config, num_samples, seed=0):
     return images.numpy().astype("float32"), labels
 
 
-def generator_inputs(config, num_samples, seed=0, labels=None):
+# ---- text-to-image --------------------------------------------------------------------------------------------
+
+
+def default_captions(config, num):
+    """`num` fixed captions to judge a text model by: held-out (test split) captions for shapes, else the first
+    caption of the first images of the embeddings file."""
+    if config.dataset == "shapes":
+        from t2i.data import shapes
+
+        return [shapes.example_captions(i, seed=config.dataset_seed, split="test")[0] for i in range(num)]
+    return [row[0] for row in _file_rows(config, num)[1]]
+
+
+def _file_rows(config, num):
+    """(embeddings [num, D] of caption 0, captions [num][C]) of the first `num` rows of the training embeddings."""
+    if config.dataset == "stackgan":
+        from t2i.data import stackgan_pickles
+
+        data = stackgan_pickles.load_stackgan_split(config.data_dir, "train")
+        rows = np.arange(num) % len(data)
+        return data.embeddings[rows, 0].astype("float32"), [[name] for name in np.asarray(data.filenames)[rows]]
+    from t2i.data import embeddings as embeddings_lib
+
+    with embeddings_lib.read_embeddings(config.embeddings) as handle:
+        rows = np.arange(num) % len(handle)
+        vectors = np.stack([np.asarray(handle.embeddings[int(r), 0], "float32") for r in rows])
+        captions = [list(handle.captions[int(r)]) for r in rows]
+    return vectors, captions
+
+
+def text_encoder(config):
+    """The sentence encoder the run's embeddings came from (a Keras layer strings → vectors), or None if unknown."""
+    if not config.text_encoder or not config.text_encoder_path:
+        return None
+    from t2i.text import encoders
+
+    return encoders.load_encoder(config.text_encoder, config.text_encoder_path)
+
+
+def embed_captions(config, captions):
+    """float32 [len(captions), embedding_dim] from the run's encoder; a clear error if the run has none."""
+    encoder = text_encoder(config)
+    if encoder is None:
+        raise ValueError(
+            f"--text: the run's embeddings ({config.embeddings or config.dataset}) record no loadable encoder; "
+            "set --text_encoder and --text_encoder_path (a seq2seq, skip_thought or hub encoder)"
+        )
+    from t2i.text import encoders
+
+    vectors = encoders.encode(encoder, captions)
+    if vectors.shape[-1] != config.embedding_dim:
+        raise ValueError(f"--text_encoder_path: {config.text_encoder_path} gives {vectors.shape[-1]}-d vectors but "
+                         f"the model takes {config.embedding_dim}-d embeddings")
+    return vectors
+
+
+def grid_text(config, num_samples, captions=None):
+    """(embeddings [num_samples, D], the caption of each grid row): one caption per row, cycled.
+
+    Without `captions`, the dataset's fixed held-out captions (`default_captions`); they are embedded with the run's
+    encoder, or — when the embeddings came from an encoder t2i cannot load (StackGAN's char-CNN-RNN) — taken from
+    the embeddings themselves.
+    """
+    rows = int(math.ceil(num_samples / grid_columns(num_samples)))
+    if captions:
+        captions = [captions[i % len(captions)] for i in range(rows)]
+        vectors = embed_captions(config, captions)
+    elif text_encoder(config) is not None:
+        captions = default_captions(config, rows)
+        vectors = embed_captions(config, captions)
+    else:
+        vectors, all_captions = _file_rows(config, rows)
+        captions = [row[0] for row in all_captions]
+    return rows_of(vectors, num_samples), captions
+
+
+def read_caption_file(path):
+    """Non-empty lines of a caption file (`--text_file`, `--sample_text_file`)."""
+    with open(path, encoding="utf-8") as f:
+        captions = [line.strip() for line in f if line.strip()]
+    if not captions:
+        raise ValueError(f"{path}: no captions (one per line expected)")
+    return captions
+
+
+def generator_inputs(config, num_samples, seed=0, labels=None, captions=None):
     """What the generator of `config` is called on for a grid of `num_samples` (a tensor or a dict)."""
+    if config.model in configs.TEXT_MODELS:
+        noise = fixed_noise(config, num_samples, seed)
+        if not config.uses_text:
+            return noise
+        if not captions and config.sample_text_file:
+            captions = read_caption_file(config.sample_text_file)
+        embedding, _ = grid_text(config, num_samples, captions)
+        return {"noise": noise, "embedding": embedding}
     if config.model == "srgan":
         images, image_labels = reference_images(config, num_samples, seed)
         low_res = low_resolution(images, config.sr_scale).numpy()
@@ -109,4 +203,7 @@ def export_metadata(config):
                 "config": json.loads(config.to_json())}
     if config.uses_labels:
         metadata["label_names"] = list(datasets.label_names(config))
+    if config.uses_text:
+        metadata["embedding_dim"] = config.embedding_dim
+        metadata["text_encoder"] = {"kind": config.text_encoder, "path": config.text_encoder_path}
     return metadata
