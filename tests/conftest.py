@@ -35,3 +35,22 @@ def run_binary(module, *args, timeout=300):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO)
     return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=timeout,
                           env=env)
+
+
+@pytest.fixture(scope="session")
+def text_data(tmp_path_factory):
+    """An (untrained, so instant) seq2seq encoder directory and 16 shapes images' captions embedded with it (16-d)."""
+    import numpy as np
+
+    from t2i.data import captions, embeddings
+    from t2i.text import seq2seq, vocabulary
+
+    root = tmp_path_factory.mktemp("text")
+    corpus = captions.shapes_corpus(num_examples=16, seed=0)
+    vocab = vocabulary.Vocabulary.build(c for record in corpus for c in record.captions)
+    model = seq2seq.Seq2SeqAutoencoder(len(vocab), embedding_dim=8, units=8)
+    model(np.zeros((1, 4), np.int32))
+    encoder_dir = seq2seq.save_encoder_dir(model, vocab, {"max_length": 24}, str(root / "encoder"))
+    path = embeddings.write_embeddings(str(root / "shapes.h5"), corpus, seq2seq.load(encoder_dir), batch_size=8,
+                                       progress=False, encoder_path=encoder_dir)
+    return {"embeddings": path, "encoder": encoder_dir, "dim": 16}

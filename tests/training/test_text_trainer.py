@@ -4,25 +4,10 @@ import pytest
 import tensorflow as tf
 
 from conftest import tiny_config
-from t2i.data import captions, datasets, embeddings
-from t2i.text import seq2seq, vocabulary
+from t2i.data import datasets, embeddings
 from t2i.training import factory, run, text_gan
 
-NUM_EXAMPLES = 16
-
-
-@pytest.fixture(scope="module")
-def text_data(tmp_path_factory):
-    """An (untrained) seq2seq encoder directory and the shapes captions embedded with it."""
-    root = tmp_path_factory.mktemp("text")
-    corpus = captions.shapes_corpus(num_examples=NUM_EXAMPLES, seed=0)
-    vocab = vocabulary.Vocabulary.build(c for record in corpus for c in record.captions)
-    model = seq2seq.Seq2SeqAutoencoder(len(vocab), embedding_dim=8, units=8)
-    model(np.zeros((1, 4), np.int32))
-    encoder_dir = seq2seq.save_encoder_dir(model, vocab, {"max_length": 24}, str(root / "encoder"))
-    path = embeddings.write_embeddings(str(root / "shapes.h5"), corpus, seq2seq.load(encoder_dir), batch_size=8,
-                                       progress=False, encoder_path=encoder_dir)
-    return {"embeddings": path, "encoder": encoder_dir, "dim": 16}
+NUM_EXAMPLES = 16  # as conftest's text_data
 
 
 def text_config(log_dir, text_data, **overrides):
