@@ -1,4 +1,12 @@
-"""Offline GAN evaluation: metric maths (IS, FID, KID), local feature networks and cached reference statistics."""
+"""Offline GAN evaluation: metric maths (IS, FID, KID), local feature networks, cached reference statistics, and the
+`shapes` evaluator classifier with its metrics (iCLEVR accuracy, caption accuracy, evaluator FID)."""
+from t2i.evaluation.classifier import ShapesEvaluator, load_evaluator, train_evaluator  # noqa: F401
+from t2i.evaluation.evaluate import (  # noqa: F401
+    caption_attribute_accuracy,
+    caption_labels,
+    iclevr_accuracy,
+    run_evaluation,
+)
 from t2i.evaluation.features import (  # noqa: F401
     ExtractedFeatures,
     FeatureExtractor,

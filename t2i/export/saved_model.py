@@ -29,7 +29,7 @@ def export_generator(generator, export_dir, name, metadata=None):
     clients such as `t2i-sample --saved_model` can build valid inputs.
     """
     module = GeneratorModule(generator)
-    return _write_version(module, {"serving_default": module.serving_default}, export_dir, name, metadata)
+    return write_version(module, {"serving_default": module.serving_default}, export_dir, name, metadata)
 
 
 def export_text_generator(encoder, generator, export_dir, name, noise_dim, noise_distribution="normal",
@@ -37,10 +37,12 @@ def export_text_generator(encoder, generator, export_dir, name, noise_dim, noise
     """Like `export_generator`, with the text encoder bundled: the SavedModel takes caption strings."""
     module = TextGeneratorModule(encoder, generator, noise_dim, noise_distribution)
     signatures = {"serving_default": module.serving_default, "seeded": module.seeded}
-    return _write_version(module, signatures, export_dir, name, dict(metadata or {}, text_input=True))
+    return write_version(module, signatures, export_dir, name, dict(metadata or {}, text_input=True))
 
 
-def _write_version(module, signatures, export_dir, name, metadata):
+def write_version(module, signatures, export_dir, name, metadata):
+    """Saves `module` with `signatures` as the next integer version under export_dir/name (written to a hidden
+    temporary folder, then renamed), with `metadata` in assets.extra/t2i.json; returns the version's path."""
     if not name or os.sep in name or name.startswith("."):
         raise ValueError(f"--export_name must be a plain folder name. Received: name={name!r}")
     model_dir = os.path.join(export_dir, name)
