@@ -213,14 +213,33 @@ def test_kill_9_at_any_moment_never_breaks_resume(tmp_path):
     assert (run_dir / "checkpoints" / f"ckpt-{saved_step + 2}.index").exists()
 
 
-def test_bench_prints_train_and_sample_throughput():
+@pytest.mark.slow
+def test_bench_prints_train_and_sample_throughput_per_replica_count_and_precision():
     out = run_binary("t2i.bin.bench", "--image_size=32", "--batch_size=4", "--steps=1", "--sample_steps=1",
-                     "--warmup=1", "--jit_compile=off")
+                     "--warmup=1", "--jit_compile=off", "--replicas=1,2", "--mixed_precision=mixed_float16")
     assert out.returncode == 0, out.stderr[-2000:]
     import re
 
-    train = [line for line in out.stdout.splitlines() if line.startswith("train ")]
-    sample = [line for line in out.stdout.splitlines() if line.startswith("sample ")]
+    lines = out.stdout.splitlines()
+    # The single-device float32 figure keeps its line; replica and precision figures follow it.
+    train = [line for line in lines if line.startswith("train ") and "replicas=" not in line]
+    sample = [line for line in lines if line.startswith("sample ")]
     assert len(train) == 1 and re.search(r"\b\d+(\.\d+)? img/s", train[0]), out.stdout
     assert len(sample) == 1 and re.search(r"\b\d+(\.\d+)? img/s", sample[0]), out.stdout
     assert float(re.search(r"([\d.]+) img/s", train[0]).group(1)) > 0
+    scaled = {}
+    for line in lines:
+        match = re.match(r"train dcgan32 batch=4 replicas=(\d) precision=(\w+) jit_compile=off: ([\d.]+) img/s "
+                         r"\((\d+) ms/step.*; ([\d.]+)x (one device|float32)\)$", line)
+        if match:
+            scaled[match.group(1), match.group(2)] = float(match.group(3)), float(match.group(5))
+    assert set(scaled) == {("1", "float32"), ("2", "float32"), ("1", "mixed_float16")}, out.stdout
+    assert all(rate > 0 and ratio > 0 for rate, ratio in scaled.values())
+    assert "img/s per replica" in next(line for line in lines if "replicas=2" in line)
+
+
+@pytest.mark.parametrize("flag", ["--replicas=3", "--replicas=0", "--mixed_precision=float16"])
+def test_bench_refuses_bad_replica_counts_and_policies(flag):
+    out = run_binary("t2i.bin.bench", "--batch_size=4", flag)
+    assert out.returncode == 1
+    assert out.stderr.strip().splitlines()[-1].startswith("t2i-bench: error: --" + flag[2:].split("=")[0])

@@ -2,6 +2,9 @@
 
     t2i-train --model=dcgan --dataset=shapes --image_size=32 --batch_size=8 --steps=4 --log_dir=runs/demo
     t2i-train --preset=dcgan_shapes --log_dir=runs/shapes --export_dir=saved_models --export_name=shapes_dcgan
+    t2i-train --preset=dcgan_shapes --log_dir=runs/shapes --strategy=mirrored --mixed_precision=mixed_float16
+    TF_CONFIG='{"cluster": {"worker": ["host1:2222", "host2:2222"]}, "task": {"type": "worker", "index": 0}}' \
+        t2i-train --preset=dcgan_shapes --log_dir=/shared/runs/shapes --strategy=multi_worker  # "index": 1 on host2
 
 Re-running with the same --log_dir resumes at the last checkpoint. Start from a named --preset (the original
 experiments' hyperparameters) and override any field with its flag; --flagfile=FILE reads flags from a file and
@@ -126,7 +129,12 @@ flags.DEFINE_integer("num_samples", _DEFAULTS.num_samples, "Images in each sampl
 flags.DEFINE_integer("log_every", _DEFAULTS.log_every, "Steps between scalar logs.")
 flags.DEFINE_integer("seed", _DEFAULTS.seed, "Seed for weights, noise and shuffling.")
 flags.DEFINE_bool("jit_compile", _DEFAULTS.jit_compile, "Compile the train step with XLA.")
-flags.DEFINE_string("strategy", _DEFAULTS.strategy, "default, mirrored or multi_worker (TF_CONFIG).")
+flags.DEFINE_string("strategy", _DEFAULTS.strategy,
+                    "default (one device), mirrored (all local GPUs/devices) or multi_worker (the cluster in "
+                    "TF_CONFIG); --batch_size is the global batch, split across replicas.")
+flags.DEFINE_string("mixed_precision", _DEFAULTS.mixed_precision,
+                    "mixed_float16 (with dynamic loss scaling) or mixed_bfloat16: compute in 16 bits, keep float32 "
+                    "weights and outputs. Empty: float32.")
 flags.DEFINE_string("export_dir", _DEFAULTS.export_dir, "If set, export the generator here after training.")
 flags.DEFINE_string("export_name", _DEFAULTS.export_name, "Model name under --export_dir.")
 

@@ -701,8 +701,9 @@ def embed_corpus(output, dataset: str, encoder: str, encoder_path: str, data_dir
     corpus = captions_lib.load_corpus(dataset, data_dir=data_dir, text_dir=text_dir, split=split,
                                       num_examples=num_examples, seed=seed, on_error=on_error)
     layer = encoders.load_encoder(encoder, encoder_path)
+    # Recorded absolute: training and sampling read it later, from other working directories.
     return write_embeddings(output, corpus, layer, batch_size=batch_size, overwrite=overwrite, resume=resume,
-                            progress=progress, encoder_path=encoder_path)
+                            progress=progress, encoder_path=os.path.abspath(encoder_path))
 
 
 def import_embeddings(import_format: str, import_path: str, output, split: str = "train", overwrite: bool = False,

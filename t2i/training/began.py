@@ -83,8 +83,8 @@ class BEGANTrainer(BaseTrainer):
         d_variables = self.discriminator.trainable_variables
         g_variables = self.generator.trainable_variables
         # Both gradients come from the same forward pass, before either network moves.
-        d_gradients = d_tape.gradient(d_loss, d_variables)
-        g_gradients = g_tape.gradient(g_loss, g_variables)
+        d_gradients = self.gradients(d_tape, d_loss, d_variables, self.d_optimizer)
+        g_gradients = self.gradients(g_tape, g_loss, g_variables, self.g_optimizer)
         self.d_optimizer.apply_gradients(zip(d_gradients, d_variables))
         self.g_optimizer.apply_gradients(zip(g_gradients, g_variables))
 
@@ -101,4 +101,4 @@ class BEGANTrainer(BaseTrainer):
         self.m_global_tracker.update_state(began.convergence_measure(global_real, global_fake, self.gamma))
         self.loss_real_tracker.update_state(mean_real)
         self.loss_fake_tracker.update_state(mean_fake)
-        return {m.name: m.result() for m in self.metrics}
+        return self.metric_logs()

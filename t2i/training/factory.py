@@ -1,4 +1,5 @@
 """Config → networks, trainer and optimizers. The one place that maps config fields onto constructors."""
+import contextlib
 import json
 import os
 
@@ -173,13 +174,36 @@ def build_generator(config):
     return _generator(config)
 
 
+@contextlib.contextmanager
+def precision_policy(config):
+    """Keras' global dtype policy set to `config.mixed_precision` (float32 when empty) while networks are built.
+
+    Layers take the global policy when they are constructed and keep it, so the policy only needs to be in force
+    while the networks are built; restoring the previous one afterwards keeps the process-wide setting from leaking
+    into whatever is built next (another run, a test, the export of a float32 generator). The networks' last layers
+    are float32, so images and logits stay float32 under either mixed policy.
+    """
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(config.mixed_precision or "float32")
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
 def build_optimizers(config, total_steps):
+    """(generator optimizer, discriminator optimizer): Adam on the config's schedule; under mixed_float16 each is
+    wrapped in a `LossScaleOptimizer`, whose dynamic loss scale keeps float16 gradients from underflowing (the
+    trainers scale their losses by it and it unscales the gradients, skipping steps whose gradients overflow)."""
     def adam(learning_rate, updates_per_step):
         schedule = schedules.build_schedule(
             config.lr_schedule, learning_rate, updates_per_step, decay_steps=config.lr_decay_steps,
             rate=config.lr_decay_rate, minimum=config.lr_min, total_steps=total_steps,
         )
-        return keras.optimizers.Adam(schedule, beta_1=config.beta1, beta_2=config.beta2)
+        optimizer = keras.optimizers.Adam(schedule, beta_1=config.beta1, beta_2=config.beta2)
+        if config.mixed_precision == "mixed_float16":
+            return keras.optimizers.LossScaleOptimizer(optimizer)
+        return optimizer
 
     if config.model in ("began", "srgan"):
         return adam(config.lr_g, 1), adam(config.lr_d, 1)
@@ -220,7 +244,13 @@ def _text_trainer(config, generator, discriminator, adversarial):
 
 def build_trainer(config, total_steps):
     """A compiled trainer for a config whose `num_labels` (and `embedding_dim`) is resolved; call inside the
-    strategy scope. A Stage-II trainer starts from its Stage-I run's weights."""
+    strategy scope. A Stage-II trainer starts from its Stage-I run's weights. The networks are built under the
+    config's precision policy (see `precision_policy`)."""
+    with precision_policy(config):
+        return _build_trainer(config, total_steps)
+
+
+def _build_trainer(config, total_steps):
     generator, discriminator = build_networks(config, restore_stage1=True)
     common = dict(num_samples=config.num_samples, sample_seed=config.seed)
     if config.model == "began":

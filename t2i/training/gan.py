@@ -5,8 +5,17 @@ conditional and text-conditioned GANs override the two hooks `generator_inputs` 
 
 Distribution: losses arrive per example and are reduced with `tf.nn.compute_average_loss`, i.e. summed and divided by
 the *global* batch size, so that the gradients Keras sums across replicas equal the single-device gradients.
-Metrics are `keras.metrics.Mean` trackers updated with each replica's local mean, which Keras aggregates over
-replicas.
+Metrics are `keras.metrics.Mean` trackers updated with each replica's local mean, which Keras averages over
+replicas (equal shares of the batch, so the average is the global mean). BatchNorm layers see only their replica's
+share of the batch unless synchronised; `t2i.training.distribute.synchronize_batch_norm` does that for replicated
+runs.
+
+Mixed precision: under mixed_float16 the optimizers are `keras.optimizers.LossScaleOptimizer`s. `gradients` seeds
+the backward pass with the loss scale (the same as differentiating the scaled loss) and the optimizer divides it out
+again, skipping the update and halving the scale when a gradient overflowed. The WGAN-GP penalty's inner gradient
+∂D/∂x̂ is taken on the unscaled float32 critic output: WGAN-GP drives its norm towards 1, far from float16's
+underflow, while the outer backward pass through it — second-order terms included — carries the loss scale like
+every other term.
 """
 import functools
 import inspect
@@ -82,6 +91,16 @@ class BaseTrainer(keras.Model):
     def build(self, input_shape=None):
         self.built = True
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras 3.15's fit() under a strategy first averages one distributed batch as a whole structure, which
+        # MultiWorkerMirroredStrategy refuses for dict batches ("Attempt to convert a value ({'image': PerReplica
+        # ...}) ... to a Tensor"). The build it prepares has nothing to do once the networks are built (compile()
+        # built the optimizers; the trackers exist from __init__), so it is skipped then.
+        if all(layer.built for layer in self._flatten_layers(include_self=False)):
+            self.build()
+            return None
+        return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
     def extra_state(self):
         """Trackables besides networks, optimizers and the step that a checkpoint must hold (name → object)."""
         return {}
@@ -108,6 +127,43 @@ class BaseTrainer(keras.Model):
     def generate(self, inputs):
         """Images in [-1, 1] from the generator in inference mode."""
         return self.generator(inputs, training=False)
+
+    def metric_logs(self):
+        """What `train_step` returns: {tracker name: result}, which Keras averages over the replicas.
+
+        Keras 3.15 averages them across multi-worker replicas with `strategy.reduce("MEAN", value, axis=0)`, which
+        fails on scalars ("Invalid reduction dimension 0 for input with 0 dimensions", tensorflow#72388); there
+        each result gets a leading axis of 1, so the reduction yields the scalar mean over all replicas.
+        """
+        logs = {m.name: m.result() for m in self.metrics}
+        strategy = tf.distribute.get_strategy()
+        # The condition under which Keras takes that code path (keras.src.backend.tensorflow.trainer).
+        if (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+                and strategy.extended._in_multi_worker_mode()):
+            logs = {name: tf.reshape(value, [1]) for name, value in logs.items()}
+        return logs
+
+    @staticmethod
+    def gradients(tape, loss, variables, optimizer):
+        """∂loss/∂variables for `optimizer`: scaled by its loss scale when it is a `LossScaleOptimizer`.
+
+        Seeding the backward pass with the scale equals differentiating `scale · loss`, without re-recording the
+        loss; `optimizer.apply_gradients` unscales. Every trainer computes its gradients through here.
+        """
+        if not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+            return tape.gradient(loss, variables)
+        gradients = tape.gradient(loss, variables, output_gradients=optimizer.scale_loss(tf.ones_like(loss)))
+        context = tf.distribute.get_replica_context()
+        if context is None or context.num_replicas_in_sync == 1:
+            return gradients
+        # Keras 3.15's LossScaleOptimizer decides "finite?" on the first replica's gradients before they are
+        # all-reduced, so an overflow on another replica would reach the weights as inf/NaN. Agree first: if any
+        # replica overflowed, every replica's gradients become NaN and all of them skip the step.
+        local = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in gradients if g is not None])
+        overflowed = context.all_reduce(tf.distribute.ReduceOp.SUM, 1.0 - tf.cast(local, tf.float32))
+        everywhere = tf.equal(overflowed, 0.0)
+        return [None if g is None else tf.where(everywhere, g, tf.constant(float("nan"), g.dtype))
+                for g in gradients]
 
 
 @keras.saving.register_keras_serializable(package="t2i")
@@ -224,7 +280,7 @@ class GANTrainer(BaseTrainer):
                 loss += self.gradient_penalty_weight * tf.nn.compute_average_loss(per_example_gp)
                 penalty = tf.reduce_mean(per_example_gp)
         variables = self.discriminator.trainable_variables
-        self.d_optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        self.d_optimizer.apply_gradients(zip(self.gradients(tape, loss, variables, self.d_optimizer), variables))
         if self.replay_buffer is not None:
             scores = tf.reshape(self.critic_logits(fake_output), [tf.shape(fake)[0], -1])
             fresh = slice(num_replayed, None)
@@ -267,11 +323,11 @@ class GANTrainer(BaseTrainer):
         if self.gradient_penalty_weight > 0:
             self.gp_tracker.update_state(penalty)
         self.update_extra_trackers({**d_extras, **g_extras})
-        return {m.name: m.result() for m in self.metrics}
+        return self.metric_logs()
 
     def apply_generator_gradients(self, tape, loss, variables):
         """One generator update; StackGAN-II overrides it to give a fine-tuned Stage-I its own optimizer."""
-        self.g_optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        self.g_optimizer.apply_gradients(zip(self.gradients(tape, loss, variables, self.g_optimizer), variables))
 
     def update_extra_trackers(self, values):
         """Subclasses that return extras from their objectives own matching trackers (created in __init__)."""

@@ -38,10 +38,18 @@ class TrainResult:
     export: str | None
 
 
+def _checkpointed_optimizer(optimizer):
+    # A LossScaleOptimizer's state is its inner optimizer's plus a loss scale that re-adapts within a few steps:
+    # checkpointing the inner one keeps checkpoints interchangeable between float32 and mixed_float16 runs.
+    return getattr(optimizer, "inner_optimizer", optimizer)
+
+
 def make_checkpoint(trainer):
     return tf.train.Checkpoint(
-        generator=trainer.generator, discriminator=trainer.discriminator, g_optimizer=trainer.g_optimizer,
-        d_optimizer=trainer.d_optimizer, global_step=trainer.global_step, **trainer.extra_state(),
+        generator=trainer.generator, discriminator=trainer.discriminator,
+        g_optimizer=_checkpointed_optimizer(trainer.g_optimizer),
+        d_optimizer=_checkpointed_optimizer(trainer.d_optimizer), global_step=trainer.global_step,
+        **trainer.extra_state(),
     )
 
 
@@ -57,43 +65,65 @@ def total_steps(config, num_examples):
     return config.epochs * max(num_examples // config.batch_size, 1)
 
 
-def _prepare_log_dir(config):
+def _prepare_log_dir(config, chief):
     saved_path = os.path.join(config.log_dir, "config.json")
     if os.path.exists(saved_path):
         configs.check_resume_compatible(configs.load(config.log_dir), config)
-    os.makedirs(config.log_dir, exist_ok=True)
+    if chief:
+        os.makedirs(config.log_dir, exist_ok=True)
 
 
 def train(config, verbose=True):
-    """Trains per `config` (validated first) and returns where the results went; `verbose` shows progress."""
+    """Trains per `config` (validated first) and returns where the results went; `verbose` shows progress.
+
+    Under `config.strategy` the batch is the global batch, split across replicas, and BatchNorm layers are
+    synchronised when there is more than one replica (see `t2i.training.distribute`). Only the chief writes into
+    `log_dir`; other multi-worker tasks checkpoint into a scratch folder they remove at the end.
+    """
     configs.validate(config)
+    # First: MultiWorkerMirroredStrategy must configure the runtime before any TensorFlow op runs.
+    strategy = distribute.get_strategy(config.strategy)
+    distribute.check_batch_size(config.batch_size, strategy)
+    chief = distribute.is_chief()
     try:
         config = factory.resolve_num_labels(config)
     except ValueError as error:
         raise configs.ConfigError(f"--dataset: {error}") from None
     config = factory.resolve_text(config)
-    _prepare_log_dir(config)
-    if config.model == "stackgan_stage2" and distribute.is_chief():
+    _prepare_log_dir(config, chief)
+    if config.model == "stackgan_stage2" and chief:
         # The Stage-II run keeps the Stage-I architecture it was built on, so it samples and exports on its own.
         files.atomic_write_text(os.path.join(config.log_dir, factory.STAGE1_CONFIG),
                                 factory.stage1_config(config).to_json())
     keras.utils.set_random_seed(config.seed)
-    strategy = distribute.get_strategy(config.strategy)
-    chief = distribute.is_chief()
 
     dataset, num_examples = datasets.build_dataset(config, split="train", training=True)
     steps = total_steps(config, num_examples)
     with strategy.scope():
         trainer = factory.build_trainer(config, steps)
+    if strategy.num_replicas_in_sync > 1:
+        distribute.synchronize_batch_norm(trainer.generator, trainer.discriminator)
     checkpoint = make_checkpoint(trainer)
-    manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir(config.log_dir), config.keep_checkpoints)
+    chief_checkpoints = checkpoint_dir(config.log_dir)
+    own_checkpoints = distribute.checkpoint_directory(chief_checkpoints)
+    try:
+        return _train(config, chief, trainer, checkpoint, own_checkpoints, chief_checkpoints, dataset, steps,
+                      verbose)
+    finally:
+        distribute.remove_worker_directory(own_checkpoints, chief_checkpoints)
+
+
+def _train(config, chief, trainer, checkpoint, own_checkpoints, chief_checkpoints, dataset, steps, verbose):
+    manager = tf.train.CheckpointManager(checkpoint, own_checkpoints, config.keep_checkpoints)
     resumed_from = 0
-    if manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    # Every task restores from the chief's checkpoints (shared storage), the only ones that outlive a run.
+    latest = tf.train.latest_checkpoint(chief_checkpoints)
+    if latest:
+        checkpoint.restore(latest).assert_existing_objects_matched()
         resumed_from = int(trainer.global_step.numpy())
         factory.apply_learning_rates(trainer, config)
-        logging.info("Resumed from %s at step %d.", manager.latest_checkpoint, resumed_from)
-        print(f"Resumed from {manager.latest_checkpoint} at step {resumed_from}.", flush=True)
+        logging.info("Resumed from %s at step %d.", latest, resumed_from)
+        print(f"Resumed from {latest} at step {resumed_from}.", flush=True)
     if chief:
         configs.save(config, config.log_dir)
         if config.uses_text:
@@ -102,17 +132,19 @@ def train(config, verbose=True):
             files.atomic_write_text(os.path.join(config.log_dir, "samples_captions.txt"), "\n".join(captions) + "\n")
 
     csv_path = os.path.join(config.log_dir, "losses.csv")
-    cb.truncate_csv(csv_path, resumed_from)
+    if chief:
+        cb.truncate_csv(csv_path, resumed_from)
     writer = tf.summary.create_file_writer(os.path.join(config.log_dir, "tensorboard")) if chief else None
     guard = cb.NonFiniteGuard(trainer)
     checkpointer = cb.CheckpointCallback(trainer, manager, config.checkpoint_every, guard)
     sampler = cb.SampleGridCallback(trainer, config.log_dir, config.sample_every, writer, guard)
-    # Every worker resets its trackers on the same schedule; only the chief writes files.
-    callbacks = [guard, cb.ScalarLogger(trainer, csv_path if chief else None, config.log_every, writer)]
+    # Every worker resets its trackers and saves checkpoints on the same schedule (a multi-worker save is a
+    # collective act); only the chief writes into log_dir.
+    callbacks = [guard, cb.ScalarLogger(trainer, csv_path if chief else None, config.log_every, writer), checkpointer]
     if verbose:
         callbacks.append(cb.ProgressBar(trainer, steps, every=max(config.log_every, steps // 20)))
     if chief:
-        callbacks += [checkpointer, sampler]
+        callbacks.append(sampler)
 
     remaining = steps - resumed_from
     if remaining > 0:
@@ -126,18 +158,17 @@ def train(config, verbose=True):
         print(f"{config.log_dir} is already trained to step {resumed_from} (--steps={steps}); nothing to do.",
               flush=True)
     if guard.failure is not None:
-        last = manager.latest_checkpoint or "none written yet"
+        last = tf.train.latest_checkpoint(chief_checkpoints) or "none written yet"
         raise cb.NonFiniteLossError(
             f"Training stopped: {guard.failure}. The last good checkpoint is intact: {last}. "
             "Lower the learning rates or check the data, then re-run to resume from it."
         )
 
-    result = TrainResult(config.log_dir, int(trainer.global_step.numpy()), resumed_from,
-                         manager.latest_checkpoint, None, None, None)
-    if not chief:
-        return result
     if remaining <= 0:
         checkpointer.save()
+    result = TrainResult(config.log_dir, int(trainer.global_step.numpy()), resumed_from, None, None, None, None)
+    if not chief:
+        return result
     result.checkpoint = manager.latest_checkpoint
     result.samples = sampler.write() if sampler.last_path is None else sampler.last_path
     result.loss_curves = cb.plot_loss_curves(csv_path, os.path.join(config.log_dir, "loss_curves.png"))

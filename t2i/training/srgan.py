@@ -179,7 +179,7 @@ class SRGANTrainer(BaseTrainer):
             per_example = self.adversarial_loss.discriminator(real_logits, fake_logits)
             loss = tf.nn.compute_average_loss(per_example)
         variables = self.discriminator.trainable_variables
-        self.d_optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        self.d_optimizer.apply_gradients(zip(self.gradients(tape, loss, variables, self.d_optimizer), variables))
         return tf.reduce_mean(per_example)
 
     def train_step(self, batch):
@@ -193,7 +193,8 @@ class SRGANTrainer(BaseTrainer):
             terms = self.generator_terms(high_res, super_res, self._discriminate(super_res, labels))
             per_example = self.weighted_sum(terms)
             g_loss = tf.nn.compute_average_loss(per_example)
-        self.g_optimizer.apply_gradients(zip(g_tape.gradient(g_loss, g_variables), g_variables))
+        self.g_optimizer.apply_gradients(zip(self.gradients(g_tape, g_loss, g_variables, self.g_optimizer),
+                                             g_variables))
 
         self.global_step.assign_add(1)
         self.d_loss_tracker.update_state(d_loss)
@@ -201,4 +202,4 @@ class SRGANTrainer(BaseTrainer):
         trackers = {m.name: m for m in self.metrics}
         for name, value in terms.items():
             trackers[name].update_state(tf.reduce_mean(value))
-        return {m.name: m.result() for m in self.metrics}
+        return self.metric_logs()

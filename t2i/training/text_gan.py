@@ -79,6 +79,10 @@ class TextGANTrainer(ConditionalGANTrainer):
     def compile(self, g_optimizer, d_optimizer, **kwargs):
         super().compile(g_optimizer, d_optimizer, **kwargs)
         if self._fine_tune_stage1:
+            if isinstance(g_optimizer, keras.optimizers.LossScaleOptimizer):
+                raise ValueError("Fine-tuning Stage-I needs its own optimizer, which cannot share the generator "
+                                 "optimizer's loss scale: use mixed_bfloat16 or float32. Received: "
+                                 "g_optimizer=LossScaleOptimizer")
             # Adam is invariant to gradient scale, so "0.1x the learning rate" needs an optimizer of its own.
             config = g_optimizer.get_config()
             learning_rate = g_optimizer.learning_rate
@@ -127,6 +131,13 @@ class TextGANTrainer(ConditionalGANTrainer):
 
     def generator_objective(self, batch, fake_output):
         per_example, extras = super().generator_objective(batch, fake_output)
+        return self.add_text_terms(
+            per_example, extras, batch, lambda output: self.adversarial_loss.generator(self.critic_logits(output))
+        )
+
+    def add_text_terms(self, per_example, extras, batch, interpolation_loss):
+        """Adds the CA KL term and the GAN-INT term (`interpolation_loss` scores the discriminator's output for
+        fakes made from interpolated embeddings) to a per-example generator loss."""
         if self.kl_weight > 0:
             mean, log_sigma = self.generator.ca_statistics(batch[self.label_key])
             kl = matching.kl_divergence(mean, log_sigma)
@@ -137,8 +148,7 @@ class TextGANTrainer(ConditionalGANTrainer):
             interpolated_batch = dict(batch, **{self.label_key: embedding})
             noise = self.sample_noise(tf.shape(embedding)[0])
             fake = self.generator(self.generator_inputs(interpolated_batch, noise), training=True)
-            output = self.discriminate(fake, interpolated_batch, training=True)
-            interpolation = self.adversarial_loss.generator(self.critic_logits(output))
+            interpolation = interpolation_loss(self.discriminate(fake, interpolated_batch, training=True))
             per_example += self.interpolation_weight * interpolation
             extras["g_interp"] = tf.reduce_mean(interpolation)
         return per_example, extras
@@ -146,7 +156,7 @@ class TextGANTrainer(ConditionalGANTrainer):
     def apply_generator_gradients(self, tape, loss, variables):
         if self.stage1_optimizer is None:
             return super().apply_generator_gradients(tape, loss, variables)
-        gradients = tape.gradient(loss, variables)
+        gradients = self.gradients(tape, loss, variables, self.g_optimizer)
         stage1_ids = {id(v) for v in self.generator.stage1.trainable_variables}
         own = [(g, v) for g, v in zip(gradients, variables) if id(v) not in stage1_ids]
         stage1 = [(g, v) for g, v in zip(gradients, variables) if id(v) in stage1_ids]
@@ -220,22 +230,10 @@ class HDGANTrainer(TextGANTrainer):
         per_example = self._sum_over_scales(
             lambda fake: generator_loss(fake["pair_logits"]) + generator_loss(fake["patch_logits"]), fake_output
         )
-        extras = {}
-        if self.kl_weight > 0:
-            mean, log_sigma = self.generator.ca_statistics(batch[self.label_key])
-            kl = matching.kl_divergence(mean, log_sigma)
-            per_example += self.kl_weight * kl
-            extras["kl"] = tf.reduce_mean(kl)
-        if self.interpolation_weight > 0:
-            embedding = self.interpolated_embeddings(batch)
-            interpolated_batch = dict(batch, **{self.label_key: embedding})
-            noise = self.sample_noise(tf.shape(embedding)[0])
-            fake = self.generator(self.generator_inputs(interpolated_batch, noise), training=True)
-            output = self.discriminate(fake, interpolated_batch, training=True)
-            interpolation = self._sum_over_scales(lambda out: generator_loss(out["pair_logits"]), output)
-            per_example += self.interpolation_weight * interpolation
-            extras["g_interp"] = tf.reduce_mean(interpolation)
-        return per_example, extras
+        return self.add_text_terms(
+            per_example, {}, batch,
+            lambda output: self._sum_over_scales(lambda out: generator_loss(out["pair_logits"]), output),
+        )
 
     def generate(self, inputs):
         """The largest side output (the image the model is judged by)."""

@@ -40,9 +40,10 @@ def test_config_takes_dim_and_encoder_from_the_embeddings_file(tmp_path, text_da
 @pytest.mark.parametrize("overrides", [
     dict(stackgan_variant="simple", interpolation_weight=1.0),
     dict(stackgan_variant="complex", loss="hinge"),
+    dict(loss="wasserstein", gp_weight=10.0, n_critic=2),
     dict(model="hdgan", image_size=64, hdgan_scales="16,32,64"),
     dict(model="hdgan", image_size=32, hdgan_scales="16,32", hdgan_shared_trunk=True),
-], ids=["stage1-simple-gan-int", "stage1-complex-hinge", "hdgan", "hdgan-shared"])
+], ids=["stage1-simple-gan-int", "stage1-complex-hinge", "stage1-wgan-gp", "hdgan", "hdgan-shared"])
 def test_one_step_updates_every_weight_with_finite_losses(tmp_path, text_data, overrides):
     config = text_config(tmp_path / "run", text_data, **overrides)
     trainer = factory.build_trainer(config, total_steps=2)
@@ -59,7 +60,10 @@ def test_one_step_updates_every_weight_with_finite_losses(tmp_path, text_data, o
     unchanged = [v.path for v, c in zip(d_vars, _changed(d_before, d_vars)) if not c]
     # With the hinge loss and every logit inside the margin, the logit bias gets -1 (real/right) + ½ + ½ (the two
     # fake terms): exactly zero.
-    assert unchanged == (["logit_conv/bias"] if config.loss == "hinge" else []), unchanged
+    # The Wasserstein critic's bias cancels the same way: -1 + ½ + ½.
+    assert unchanged == (["logit_conv/bias"] if config.loss in ("hinge", "wasserstein") else []), unchanged
+    if config.gp_weight:
+        assert float(logs["gradient_penalty"]) > 0
 
 
 def test_kl_tracker_is_the_closed_form_of_the_ca_statistics(tmp_path, text_data):
