@@ -128,7 +128,7 @@ def _train(config, chief, trainer, checkpoint, own_checkpoints, chief_checkpoint
         configs.save(config, config.log_dir)
         if config.uses_text:
             # Which caption each row of the progress grids shows.
-            _, captions = sampling.grid_text(config, config.num_samples)
+            captions = sampling.grid_captions(config, config.num_samples)
             files.atomic_write_text(os.path.join(config.log_dir, "samples_captions.txt"), "\n".join(captions) + "\n")
 
     csv_path = os.path.join(config.log_dir, "losses.csv")

@@ -96,9 +96,11 @@ def text_encoder(config):
     return encoders.load_encoder(config.text_encoder, config.text_encoder_path)
 
 
-def embed_captions(config, captions):
-    """float32 [len(captions), embedding_dim] from the run's encoder; a clear error if the run has none."""
-    encoder = text_encoder(config)
+def embed_captions(config, captions, encoder=None):
+    """float32 [len(captions), embedding_dim] from the run's encoder (or `encoder`, already loaded); a clear error if
+    the run has none."""
+    if encoder is None:
+        encoder = text_encoder(config)
     if encoder is None:
         raise ValueError(
             f"--text: the run's embeddings ({config.embeddings or config.dataset}) record no loadable encoder; "
@@ -121,16 +123,28 @@ def grid_text(config, num_samples, captions=None):
     the embeddings themselves.
     """
     rows = int(math.ceil(num_samples / grid_columns(num_samples)))
+    encoder = text_encoder(config)
     if captions:
         captions = [captions[i % len(captions)] for i in range(rows)]
-        vectors = embed_captions(config, captions)
-    elif text_encoder(config) is not None:
+        vectors = embed_captions(config, captions, encoder)
+    elif encoder is not None:
         captions = default_captions(config, rows)
-        vectors = embed_captions(config, captions)
+        vectors = embed_captions(config, captions, encoder)
     else:
         vectors, all_captions = _file_rows(config, rows)
         captions = [row[0] for row in all_captions]
     return rows_of(vectors, num_samples), captions
+
+
+def grid_captions(config, num_samples):
+    """The caption of each row of the progress grids (`grid_text`'s second half, without running the encoder)."""
+    rows = int(math.ceil(num_samples / grid_columns(num_samples)))
+    if config.sample_text_file:
+        given = read_caption_file(config.sample_text_file)
+        return [given[i % len(given)] for i in range(rows)]
+    if config.text_encoder and config.text_encoder_path:
+        return default_captions(config, rows)
+    return [row[0] for row in _file_rows(config, rows)[1]]
 
 
 def read_caption_file(path):
