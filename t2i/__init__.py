@@ -9,3 +9,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 __version__ = "0.1.0"
+
+# t2i's Keras objects (networks, layers, encoders, trainers) become loadable by `keras.models.load_model` as soon as
+# Keras and TensorFlow are imported, without `import t2i` importing them itself (see t2i/registration.py).
+from t2i import registration as _registration  # noqa: E402
+
+_registration.install()

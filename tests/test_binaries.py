@@ -72,24 +72,48 @@ def test_train_resume_sample_export_and_serve_in_fresh_processes(tmp_path):
     request = json.loads(out.stdout.strip().splitlines()[-1])
     assert np.asarray(request["inputs"]["noise"]).shape == (1, 100)
 
-    cli = subprocess.run([os.path.join(os.path.dirname(sys.executable), "saved_model_cli"), "show", "--dir",
-                          str(export_dir / "shapes" / "1"), "--tag_set", "serve", "--signature_def",
-                          "serving_default"], capture_output=True, text=True)
-    if cli.returncode == 0:  # saved_model_cli ships with tensorflow; tolerate an environment without the script
-        assert "inputs['noise']" in cli.stdout and "outputs['images']" in cli.stdout
+    out = run_binary("t2i.bin.export", f"--log_dir={run_dir}", f"--export_dir={export_dir}", "--name=shapes",
+                     "--print_request", "--request_signature=seeded")
+    assert out.returncode == 0, out.stderr[-2000:]
+    request = json.loads(out.stdout.strip().splitlines()[-1])
+    assert request == {"signature_name": "seeded", "inputs": {"seed": [0]}}
 
-    # A fresh interpreter that never imports t2i loads and calls the export.
+    # The README's saved_model_cli commands: both signatures listed, and `run` on the seeded one.
+    saved_model_cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    version_dir = str(export_dir / "shapes" / "1")
+    cli = subprocess.run([saved_model_cli, "show", "--dir", version_dir, "--all"], capture_output=True, text=True)
+    assert cli.returncode == 0, cli.stderr[-2000:]
+    for expected in ("signature_def['serving_default']", "signature_def['seeded']", "inputs['noise']",
+                     "inputs['seed']", "dtype: DT_INT64", "outputs['images']", "dtype: DT_UINT8",
+                     "outputs['images_float']", "shape: (-1, 32, 32, 3)"):
+        assert expected in cli.stdout, expected
+    cli = subprocess.run([saved_model_cli, "run", "--dir", version_dir, "--tag_set", "serve", "--signature_def",
+                          "seeded", "--input_exprs", "seed=[3,5]", "--outdir", str(tmp_path / "cli")],
+                         capture_output=True, text=True)
+    assert cli.returncode == 0, cli.stderr[-2000:]
+    from_cli = np.load(tmp_path / "cli" / "images.npy")
+    assert from_cli.dtype == np.uint8 and from_cli.shape == (2, 32, 32, 3)
+
+    # A fresh interpreter that never imports t2i loads and calls the export: serving_default with noise, and seeded
+    # (reproducible, one seed names one image whatever the batch, equal to saved_model_cli's output).
     code = f"""
 import numpy as np, tensorflow as tf
-serve = tf.saved_model.load({str(export_dir / 'shapes' / '2')!r}).signatures["serving_default"]
-out = serve(noise=tf.random.normal([3, 100]))
+loaded = tf.saved_model.load({str(export_dir / 'shapes' / '2')!r})
+out = loaded.signatures["serving_default"](noise=tf.random.normal([3, 100]))
 print(out["images"].dtype.name, tuple(out["images"].shape), out["images_float"].dtype.name,
       float(tf.reduce_min(out["images_float"])) >= -1.0, float(tf.reduce_max(out["images_float"])) <= 1.0)
+seeded = loaded.signatures["seeded"]
+pair = seeded(seed=tf.constant([3, 5], tf.int64))["images"].numpy()
+np.save({str(tmp_path / "python.npy")!r}, pair)
+print("same", np.array_equal(pair, seeded(seed=tf.constant([3, 5], tf.int64))["images"].numpy()),
+      np.array_equal(pair[1], seeded(seed=tf.constant([5], tf.int64))["images"].numpy()[0]),
+      not np.array_equal(pair[0], pair[1]))
 """
     out = run_python(code)
     assert out.returncode == 0, out.stderr[-2000:]
-
-    assert out.stdout.strip().endswith("uint8 (3, 32, 32, 3) float32 True True")
+    lines = out.stdout.strip().splitlines()
+    assert lines[-2].endswith("uint8 (3, 32, 32, 3) float32 True True") and lines[-1] == "same True True True"
+    np.testing.assert_array_equal(np.load(tmp_path / "python.npy"), from_cli)  # versions 1 and 2: same weights
 
 
 @pytest.mark.slow

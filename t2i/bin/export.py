@@ -5,8 +5,11 @@
 
 In Python (any process, no t2i needed):
 
-    serve = tf.saved_model.load("saved_models/shapes_dcgan/1").signatures["serving_default"]
+    loaded = tf.saved_model.load("saved_models/shapes_dcgan/1")
+    serve = loaded.signatures["serving_default"]
     images = serve(noise=tf.random.normal([4, 100]))["images"]      # uint8 [4, H, W, C]
+    # no noise to send: one seed per image (generators with a noise input)
+    images = loaded.signatures["seeded"](seed=tf.constant([1, 2, 3, 4], tf.int64))["images"]
     # label-conditioned models also take labels=<float32 [4, num_labels] multi-hot>; srgan takes low_res=<images>
     # text models exported with their encoder take captions:
     images = serve(text=tf.constant(["a red circle and a blue square."]))["images"]
@@ -29,6 +32,9 @@ flags.DEFINE_string("checkpoint", "", "A specific checkpoint prefix (default: th
 flags.DEFINE_string("export_dir", "saved_models", "Folder holding exported models.")
 flags.DEFINE_string("name", "", "Model name: the export goes to export_dir/name/<next version>.")
 flags.DEFINE_bool("print_request", False, "Print a TF Serving REST request body for the export.")
+flags.DEFINE_enum("request_signature", "serving_default", ["serving_default", "seeded"],
+                  "Signature the --print_request body calls: serving_default (noise sent) or seeded (a seed per "
+                  "image instead of noise; text exports: one seed per call).")
 flags.DEFINE_enum("input", "auto", ["auto", "text", "embedding"],
                   "Text models: take caption strings (tokenizer + encoder bundled) or embedding vectors; auto = text "
                   "when the run records its encoder.")
@@ -41,18 +47,30 @@ def export_run(log_dir, export_dir, name, checkpoint="", input_kind="auto"):
     return export_generator(generator, config, export_dir, name, input_kind)
 
 
-def rest_request(config, batch=1, seed=0, text_input=False):
-    """A TF Serving REST `predict` body (columnar "inputs" format) with one valid value per signature input."""
+def rest_request(config, batch=1, seed=0, text_input=False, signature="serving_default"):
+    """A TF Serving REST `predict` body (columnar "inputs" format) with one valid value per signature input.
+
+    signature="seeded" replaces the noise by seeds: one per image (seed, seed + 1, ...), or one for the call when
+    the export takes text.
+    """
     from t2i.training import sampling
 
     if text_input:
-        return json.dumps({"signature_name": "serving_default",
-                           "inputs": {"text": sampling.default_captions(config, batch)}})
+        inputs = {"text": sampling.default_captions(config, batch)}
+        if signature == "seeded":
+            inputs["seed"] = seed
+        return json.dumps({"signature_name": signature, "inputs": inputs})
     inputs = sampling.generator_inputs(config, batch, seed)
     if not isinstance(inputs, dict):
         inputs = {"low_res" if config.model == "srgan" else "noise": inputs}
-    return json.dumps({"signature_name": "serving_default",
-                       "inputs": {name: value.round(4).tolist() for name, value in inputs.items()}})
+    body = {name: value.round(4).tolist() for name, value in inputs.items()}
+    if signature == "seeded":
+        if "noise" not in body:
+            raise ValueError(f"--request_signature=seeded: --model={config.model} takes no noise, so its export has "
+                             "no seeded signature")
+        del body["noise"]
+        body["seed"] = list(range(seed, seed + batch))
+    return json.dumps({"signature_name": signature, "inputs": body})
 
 
 def main(argv):
@@ -76,7 +94,12 @@ def main(argv):
     if FLAGS.print_request:
         from t2i.export.saved_model import read_metadata
 
-        print(rest_request(configs.load(FLAGS.log_dir), text_input=bool(read_metadata(path).get("text_input"))))
+        try:
+            print(rest_request(configs.load(FLAGS.log_dir), text_input=bool(read_metadata(path).get("text_input")),
+                               signature=FLAGS.request_signature))
+        except ValueError as error:
+            print(f"t2i-export: error: {error}", file=sys.stderr)
+            return 1
     return 0
 
 

@@ -22,14 +22,17 @@ def existing_versions(model_dir):
     return sorted(int(name) for name in os.listdir(model_dir) if re.fullmatch(r"\d+", name))
 
 
-def export_generator(generator, export_dir, name, metadata=None):
+def export_generator(generator, export_dir, name, metadata=None, noise_distribution=None):
     """Writes `generator` as the next version under export_dir/name and returns that version's path.
 
-    `metadata` (JSON-serialisable: noise distribution, label names, ...) goes to `assets.extra/t2i.json`, so that
-    clients such as `t2i-sample --saved_model` can build valid inputs.
+    Signatures: `serving_default` over the generator's named inputs and, for generators with a `noise` input,
+    `seeded` (a `seed` per image instead of the noise, drawn from `noise_distribution`: default the metadata's
+    "noise_distribution", else "normal"). `metadata`
+    (JSON-serialisable: noise distribution, label names, ...) goes to `assets.extra/t2i.json`, so that clients such
+    as `t2i-sample --saved_model` can build valid inputs.
     """
-    module = GeneratorModule(generator)
-    return write_version(module, {"serving_default": module.serving_default}, export_dir, name, metadata)
+    module = GeneratorModule(generator, noise_distribution or (metadata or {}).get("noise_distribution", "normal"))
+    return write_version(module, module.signatures(), export_dir, name, metadata)
 
 
 def export_text_generator(encoder, generator, export_dir, name, noise_dim, noise_distribution="normal",
@@ -52,7 +55,7 @@ def write_version(module, signatures, export_dir, name, metadata):
     tmp = os.path.join(model_dir, f".tmp-{version}-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tf.saved_model.save(module, tmp, signatures=signatures)
-    metadata = dict(metadata or {}, inputs=module.input_names)
+    metadata = dict(metadata or {}, inputs=module.input_names, signatures=module.signature_inputs)
     os.makedirs(os.path.join(tmp, os.path.dirname(METADATA_PATH)), exist_ok=True)
     with open(os.path.join(tmp, METADATA_PATH), "w", encoding="utf-8") as f:
         json.dump(metadata, f, indent=2, sort_keys=True)

@@ -1,5 +1,5 @@
 """Networks only, one module per family. Importing this package registers them (and their custom layers) as Keras
-serialisables, so `keras.models.load_model("generator.keras")` works after `import t2i.models`."""
+serialisables, so `keras.models.load_model("generator.keras")` works after `import t2i` (see t2i/registration.py)."""
 from t2i.models.acgan import ConditionalDiscriminator, ConditionalGenerator  # noqa: F401
 from t2i.models.began import BEGANDiscriminator, BEGANGenerator  # noqa: F401
 from t2i.models.dcgan import DCGANDiscriminator, DCGANGenerator  # noqa: F401

@@ -1,10 +1,12 @@
 """Label-conditioned DCGAN networks for cGAN and AC-GAN with multi-hot conditions (iCLEVR-style: 24 labels, 1–3 on).
 
 Generator: the condition is expanded (dense → `condition_dim`, ReLU) and concatenated with z; the rest is the DCGAN
-generator (transposed-conv or nearest-upsample variant). Discriminator: the condition becomes one extra image-sized
-channel (dense → H·W) next to the image; AC-GAN adds an auxiliary multi-label head on the 4×4 features, trained with
-per-label binary cross-entropy (Odena et al. 2017). With `num_labels=0` both are unconditional, which is how the
-WGAN-GP critic reuses the discriminator.
+generator (transposed-conv or nearest-upsample variant). cGAN discriminator: the condition becomes one extra
+image-sized channel (dense → H·W) next to the image. AC-GAN discriminator (Odena et al. 2017): the image alone goes in
+and an auxiliary multi-label head on the 4×4 features predicts the condition, trained with per-label binary
+cross-entropy. It must not also see the condition: a head that can read the labels off its input scores ~0 loss on
+every fake and gives the generator no reason to draw them. With `num_labels=0` the discriminator is unconditional,
+which is how the WGAN-GP critic reuses it.
 """
 import keras
 
@@ -71,11 +73,14 @@ class ConditionalGenerator(keras.Model):
 
 @keras.saving.register_keras_serializable(package="t2i")
 class ConditionalDiscriminator(keras.Model):
-    """{"image": [B, S, S, C], "labels": [B, N]} → logits [B, 1], or {"logits", "aux_logits" [B, N]} for AC-GAN.
+    """{"image": [B, S, S, C], "labels": [B, N]} → logits [B, 1], or {"logits", "aux_logits" [B, N]} for AC-GAN
+    (whose input is the image alone).
 
     Args:
         num_labels: condition size; 0 makes the network unconditional (input: the image tensor alone).
         auxiliary: add the AC-GAN multi-label head (`aux_logits`, one logit per label).
+        condition_input: take the condition as an input (cGAN). AC-GAN sets it False: the image is the only input and
+            the auxiliary head has to find the labels in the pixels.
         normalization: "batch" (DCGAN), "layer" (the WGAN-GP critic), "instance" or "none".
         condition_name: the condition input's name ("labels" or "embedding").
         Other arguments as `DCGANDiscriminator`.
@@ -83,7 +88,7 @@ class ConditionalDiscriminator(keras.Model):
 
     def __init__(self, num_labels=24, image_size=64, channels=3, base_filters=64, max_filters=512, auxiliary=False,
                  normalization="batch", bn_epsilon=1e-5, bn_momentum=0.9, leaky_slope=0.2,
-                 condition_name="labels", **kwargs):
+                 condition_name="labels", condition_input=True, **kwargs):
         if auxiliary and num_labels <= 0:
             raise ValueError(f"The auxiliary classifier needs num_labels > 0. Received: num_labels={num_labels}")
         if normalization not in blocks.NORMALIZATIONS:
@@ -91,7 +96,7 @@ class ConditionalDiscriminator(keras.Model):
                              f"Received: normalization={normalization!r}")
         image = keras.Input(shape=(image_size, image_size, channels), name="image")
         x = image
-        if num_labels > 0:
+        if num_labels > 0 and condition_input:
             condition = keras.Input(shape=(num_labels,), name=condition_name)
             plane = keras.layers.Dense(image_size * image_size, kernel_initializer=blocks.dcgan_init(),
                                        name="condition_dense")(condition)
@@ -122,6 +127,7 @@ class ConditionalDiscriminator(keras.Model):
         self.bn_momentum = bn_momentum
         self.leaky_slope = leaky_slope
         self.condition_name = condition_name
+        self.condition_input = bool(condition_input and num_labels > 0)
 
     def get_config(self):
         return {
@@ -138,4 +144,5 @@ class ConditionalDiscriminator(keras.Model):
             "bn_momentum": self.bn_momentum,
             "leaky_slope": self.leaky_slope,
             "condition_name": self.condition_name,
+            "condition_input": self.condition_input,
         }

@@ -153,7 +153,8 @@ def _discriminator(config):
     if config.model == "wgan_gp":
         return WGANGPCritic(num_labels=config.num_labels, normalization=normalization, **dcgan_args)
     if config.model in ("cgan", "acgan"):
-        return ConditionalDiscriminator(num_labels=config.num_labels, auxiliary=config.model == "acgan",
+        acgan = config.model == "acgan"
+        return ConditionalDiscriminator(num_labels=config.num_labels, auxiliary=acgan, condition_input=not acgan,
                                         normalization=normalization, **dcgan_args)
     if normalization == "batch":
         return DCGANDiscriminator(**dcgan_args)

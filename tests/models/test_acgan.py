@@ -93,3 +93,22 @@ def test_keras_round_trip_gives_identical_outputs(tmp_path, build):
     assert type(reloaded) is type(model)
     for a, b in zip(keras.tree.flatten(model(inputs)), keras.tree.flatten(reloaded(inputs))):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-6)
+
+
+def test_the_acgan_discriminator_sees_the_image_alone_and_the_cgan_one_sees_the_labels():
+    """An auxiliary head that could read the labels off its input would score ~0 on every fake (no signal for G)."""
+    from t2i import configs
+    from t2i.training.factory import build_networks
+
+    tiny = dict(image_size=32, gf_dim=8, df_dim=8, condition_dim=8, num_labels=24)
+    _, acgan_d = build_networks(configs.TrainConfig(model="acgan", **tiny))
+    assert not isinstance(acgan_d.input, dict) and acgan_d.get_config()["condition_input"] is False
+    assert [layer.name for layer in acgan_d.layers if "condition" in layer.name] == []
+    images = np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 3)).astype("float32")
+    outputs = acgan_d(images)
+    assert outputs["logits"].shape == (2, 1) and outputs["aux_logits"].shape == (2, 24)
+    restored = ConditionalDiscriminator.from_config(acgan_d.get_config())
+    assert not isinstance(restored.input, dict)
+
+    _, cgan_d = build_networks(configs.TrainConfig(model="cgan", **tiny))
+    assert sorted(cgan_d.input) == ["image", "labels"] and cgan_d.get_config()["condition_input"] is True
