@@ -307,6 +307,7 @@ class EvaluatorModule(tf.Module):
         self.model = model
         track_variables(self, model)
         self.input_names = ["images"]
+        self.signature_inputs = {"serving_default": ["images"], "float_images": ["images"]}
         side = int(model.image_size)
         self.serving_default = tf.function(
             lambda images: self._serve(tf.cast(images, tf.float32) / 127.5 - 1.0),
