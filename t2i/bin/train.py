@@ -55,6 +55,14 @@ flags.DEFINE_bool("conditional", _DEFAULTS.conditional,
 flags.DEFINE_integer("num_labels", _DEFAULTS.num_labels, "Label-vector size; 0 = the dataset's.")
 flags.DEFINE_integer("condition_dim", _DEFAULTS.condition_dim, "Width of the expanded condition joined to z.")
 flags.DEFINE_float("aux_weight", _DEFAULTS.aux_weight, "AC-GAN auxiliary multi-label loss weight.")
+flags.DEFINE_float("aux_fake_weight", _DEFAULTS.aux_fake_weight,
+                   "AC-GAN: weight of the discriminator's auxiliary loss on generated images, relative to real ones "
+                   "(1 = Odena et al.; 0 trains the classifier on real images only, so the generator cannot agree a "
+                   "private code with it).")
+flags.DEFINE_bool("projection", _DEFAULTS.projection,
+                  "cgan/acgan: the discriminator takes the labels as a projection term on its final features "
+                  "(Miyato & Koyama 2018) instead of an input channel; an AC-GAN's auxiliary head still reads the "
+                  "image alone.")
 flags.DEFINE_float("began_gamma", _DEFAULTS.began_gamma, "BEGAN diversity ratio γ = E[L(G(z))] / E[L(x)].")
 flags.DEFINE_float("began_lambda_k", _DEFAULTS.began_lambda_k, "BEGAN proportional gain λ_k of the k controller.")
 flags.DEFINE_integer("sr_scale", _DEFAULTS.sr_scale, "SRGAN upscaling factor (power of two).")
@@ -79,6 +87,10 @@ flags.DEFINE_integer("num_mean", _DEFAULTS.num_mean, "Captions averaged with --e
 flags.DEFINE_bool("use_text", _DEFAULTS.use_text, "Text models: --nouse_text trains the unconditional StackGAN.")
 flags.DEFINE_integer("ca_dim", _DEFAULTS.ca_dim, "Conditioning Augmentation code size (StackGAN: 128).")
 flags.DEFINE_float("kl_weight", _DEFAULTS.kl_weight, "Weight of the CA KL term in the generator loss (StackGAN: 2).")
+flags.DEFINE_float("text_aux_weight", _DEFAULTS.text_aux_weight,
+                   "stackgan_stage1 on shapes: weight of a TAC-GAN auxiliary classifier (Dash et al. 2017) that "
+                   "learns the image's 24 labels from real images; the generator's fakes must show the labels of "
+                   "the caption's image. 0 = off.")
 flags.DEFINE_enum("stackgan_variant", _DEFAULTS.stackgan_variant, ["simple", "complex"],
                   "StackGAN Stage-I networks: simple (dense + deconvs) or complex (upsample + conv + residual).")
 flags.DEFINE_bool("matching_aware", _DEFAULTS.matching_aware,

@@ -33,6 +33,7 @@ ARCHITECTURE_FIELDS = (
     "model", "dataset", "image_size", "channels", "noise_dim", "gf_dim", "df_dim", "max_filters", "upsampling",
     "num_labels", "conditional", "condition_dim", "normalization", "sr_scale", "residual_blocks",
     "embedding_dim", "use_text", "ca_dim", "stackgan_variant", "hdgan_scales", "hdgan_shared_trunk",
+    "text_aux_weight", "projection",
 )
 
 
@@ -69,6 +70,8 @@ class TrainConfig:
     num_labels: int = 0
     condition_dim: int = 256
     aux_weight: float = 1.0
+    aux_fake_weight: float = 1.0
+    projection: bool = False  # cgan/acgan: projection discriminator (Miyato & Koyama 2018)
     # BEGAN.
     began_gamma: float = 0.5
     began_lambda_k: float = 0.001
@@ -95,6 +98,8 @@ class TrainConfig:
     matching_aware: bool = True  # GAN-CLS
     interpolation_weight: float = 0.0  # GAN-INT
     interpolation_beta: float = 0.5
+    # TAC-GAN auxiliary classifier on the Stage-I discriminator (0 = off): needs per-image labels (shapes).
+    text_aux_weight: float = 0.0
     stage1_checkpoint: str = ""  # stackgan_stage2: the Stage-I run directory.
     fine_tune_stage1: bool = False  # stackgan_stage2: train Stage-I too, at --stage1_lr_scale x lr_g.
     stage1_lr_scale: float = 0.1
@@ -220,11 +225,14 @@ PRESETS = {
         model="acgan", image_size=64, batch_size=64, noise_dim=100, condition_dim=256, lr_d=4e-4, lr_g=1e-4,
         beta1=0.5, n_critic=4, n_gen=4, label_smoothing=0.1, aux_weight=1.0,
     ),
-    # AC-GAN on the embedded shapes, sized for 2 CPU cores.
+    # AC-GAN on the embedded shapes, sized for 2 CPU cores. The classifier learns from real images only and its
+    # loss (a mean over 24 labels) weighs 4: measured at 1500 steps, evaluator accuracy 0.19 against 0.14 with the
+    # fake-image term and 0.10 at weight 1.
     "acgan_shapes": dict(
         model="acgan", dataset="shapes", image_size=32, batch_size=64, steps=1500, noise_dim=100,
         condition_dim=256, gf_dim=32, df_dim=32, upsampling="nearest", lr_d=4e-4, lr_g=1e-4, beta1=0.5,
-        n_critic=1, n_gen=1, label_smoothing=0.1, aux_weight=1.0, sample_every=250, checkpoint_every=250,
+        n_critic=1, n_gen=1, label_smoothing=0.1, aux_weight=4.0, aux_fake_weight=0.0, sample_every=250,
+        checkpoint_every=250,
     ),
     # Gulrajani et al. 2017: λ 10, n_critic 5, Adam(1e-4, β 0.5/0.9), LayerNorm critic, batch 64.
     "wgan_gp": dict(
@@ -362,6 +370,12 @@ def validate(config):
             fail("ca_dim", "must be > 0")
         if config.kl_weight < 0:
             fail("kl_weight", "must be >= 0")
+        if config.text_aux_weight < 0:
+            fail("text_aux_weight", "must be >= 0 (0: no auxiliary classifier)")
+        if config.text_aux_weight > 0 and (config.model != "stackgan_stage1" or config.dataset != "shapes"
+                                           or not config.use_text):
+            fail("text_aux_weight", "needs --model=stackgan_stage1 with text on --dataset=shapes (the only text "
+                 "dataset with per-image labels)")
         if config.sample_text_file and not os.path.isfile(config.sample_text_file):
             fail("sample_text_file", "no such file")
     if config.model == "stackgan_stage2":
@@ -426,6 +440,10 @@ def validate(config):
         fail("condition_dim", "must be > 0")
     if config.aux_weight < 0:
         fail("aux_weight", "must be >= 0")
+    if config.aux_fake_weight < 0:
+        fail("aux_fake_weight", "must be >= 0")
+    if config.projection and config.model not in LABEL_MODELS:
+        fail("projection", f"is for the label-conditioned discriminators of {LABEL_MODELS}")
     if config.model == "began":
         if not 0 < config.began_gamma <= 1:
             fail("began_gamma", "must be in (0, 1]")

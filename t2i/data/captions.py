@@ -546,17 +546,19 @@ def _shapes_caption_dataset(corpus: CaptionCorpus, image_size: int, channels: in
     def render(render_index):
         example = shapes.render_example(int(render_index), seed=seed, image_size=image_size, split=split)
         captions = np.asarray([c.encode("utf-8") for c in example["captions"][:count]], dtype=object)
-        return example["image"], captions, f"{split}_{int(render_index):06d}".encode("utf-8")
+        label = np.asarray(example["label"], np.float32)
+        return example["image"], captions, f"{split}_{int(render_index):06d}".encode("utf-8"), label
 
     def load(element):
-        image, captions, filename = tf.numpy_function(
-            render, [element["render_index"]], (tf.uint8, tf.string, tf.string), stateful=False
+        image, captions, filename, label = tf.numpy_function(
+            render, [element["render_index"]], (tf.uint8, tf.string, tf.string, tf.float32), stateful=False
         )
         image.set_shape([image_size, image_size, 3])
         captions.set_shape([count])
         filename.set_shape([])
+        label.set_shape([shapes.NUM_LABELS])
         # No flips or crops: captions such as "left of" must stay true.
-        return {"image": images.to_unit_range(image), "captions": captions,
+        return {"image": images.to_unit_range(image), "captions": captions, "label": label,
                 "class_id": tf.constant(-1, tf.int32), "filename": filename, "index": element["index"]}
 
     plan = _render_plan(corpus)
@@ -591,7 +593,7 @@ def caption_dataset(corpus: CaptionCorpus, image_size: int = 64, training: bool 
 
     Elements: "image" float32 [S, S, channels] in [-1, 1], "captions" tf.string [captions_per_image], "class_id"
     int32 (-1 without classes), "filename" tf.string (the record's key), "index" int64 (position in the corpus, kept
-    when validation skips records).
+    when validation skips records); shapes adds "label" float32 [24], the image's multi-hot labels.
 
     shapes records are rendered (`shapes.render_example` with the corpus' seed and split) and only rescaled: no
     flip or crop, captions say "left of". Image files are decoded, cropped around their bbox like StackGAN

@@ -482,7 +482,7 @@ def embedding_pipeline(path, corpus, image_size: int = 64, training: bool = True
 
     Each element: "image" float32 [S, S, channels] in [-1, 1] (from `caption_dataset`), "embedding" float32 [D],
     "caption" string (the sampled sentence; for "mean" the first of the averaged ones), "class_id" int32, "filename"
-    string, "index" int64.
+    string, "index" int64; and "label" float32 [24] for shapes (the image's multi-hot labels).
 
     sampling="one": one of the C captions, uniformly, per image and epoch; "mean": the mean of `num_mean` distinct
     captions' embeddings chosen at random (StackGAN's training input). The choices come from `seed` and change every
@@ -519,8 +519,11 @@ def embedding_pipeline(path, corpus, image_size: int = 64, training: bool = True
         vectors = tf.numpy_function(read, [row], tf.float32, stateful=False)
         vectors.set_shape(shape)
         embedding, caption = sample_caption_embedding(vectors, element["captions"][:file_c], random_value, sampling, num_mean)
-        return {"image": element["image"], "embedding": embedding, "caption": caption,
-                "class_id": element["class_id"], "filename": element["filename"], "index": element["index"]}
+        joined = {"image": element["image"], "embedding": embedding, "caption": caption,
+                  "class_id": element["class_id"], "filename": element["filename"], "index": element["index"]}
+        if "label" in element:  # shapes: the image's multi-hot labels
+            joined["label"] = element["label"]
+        return joined
 
     return tf.data.Dataset.zip(images, randoms).map(join, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 

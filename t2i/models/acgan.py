@@ -6,7 +6,10 @@ image-sized channel (dense → H·W) next to the image. AC-GAN discriminator (Od
 and an auxiliary multi-label head on the 4×4 features predicts the condition, trained with per-label binary
 cross-entropy. It must not also see the condition: a head that can read the labels off its input scores ~0 loss on
 every fake and gives the generator no reason to draw them. With `num_labels=0` the discriminator is unconditional,
-which is how the WGAN-GP critic reuses it.
+which is how the WGAN-GP critic reuses it. `projection=True` (Miyato & Koyama 2018) brings the condition in at the end
+instead: the adversarial logit gains ⟨V·y, Σ_hw φ(x)⟩, the inner product of a learnt label embedding (for multi-hot
+y, the sum of its labels' embeddings) with the spatially summed features; the auxiliary head of an AC-GAN with a
+projection still reads φ(x), computed from the image alone.
 """
 import keras
 
@@ -81,6 +84,8 @@ class ConditionalDiscriminator(keras.Model):
         auxiliary: add the AC-GAN multi-label head (`aux_logits`, one logit per label).
         condition_input: take the condition as an input (cGAN). AC-GAN sets it False: the image is the only input and
             the auxiliary head has to find the labels in the pixels.
+        projection: with `condition_input`, the condition joins as a projection term on the final features
+            instead of an extra image channel.
         normalization: "batch" (DCGAN), "layer" (the WGAN-GP critic), "instance" or "none".
         condition_name: the condition input's name ("labels" or "embedding").
         Other arguments as `DCGANDiscriminator`.
@@ -88,7 +93,7 @@ class ConditionalDiscriminator(keras.Model):
 
     def __init__(self, num_labels=24, image_size=64, channels=3, base_filters=64, max_filters=512, auxiliary=False,
                  normalization="batch", bn_epsilon=1e-5, bn_momentum=0.9, leaky_slope=0.2,
-                 condition_name="labels", condition_input=True, **kwargs):
+                 condition_name="labels", condition_input=True, projection=False, **kwargs):
         if auxiliary and num_labels <= 0:
             raise ValueError(f"The auxiliary classifier needs num_labels > 0. Received: num_labels={num_labels}")
         if normalization not in blocks.NORMALIZATIONS:
@@ -96,18 +101,25 @@ class ConditionalDiscriminator(keras.Model):
                              f"Received: normalization={normalization!r}")
         image = keras.Input(shape=(image_size, image_size, channels), name="image")
         x = image
+        if projection and not (condition_input and num_labels > 0):
+            raise ValueError("projection needs the condition as an input (condition_input=True, num_labels > 0). "
+                             f"Received: condition_input={condition_input}, num_labels={num_labels}")
+        condition = None
         if num_labels > 0 and condition_input:
             condition = keras.Input(shape=(num_labels,), name=condition_name)
-            plane = keras.layers.Dense(image_size * image_size, kernel_initializer=blocks.dcgan_init(),
-                                       name="condition_dense")(condition)
-            plane = keras.layers.Reshape((image_size, image_size, 1), name="condition_plane")(plane)
-            x = keras.layers.Concatenate(name="image_condition")([image, plane])
             inputs = {"image": image, condition_name: condition}
+            if not projection:
+                plane = keras.layers.Dense(image_size * image_size, kernel_initializer=blocks.dcgan_init(),
+                                           name="condition_dense")(condition)
+                plane = keras.layers.Reshape((image_size, image_size, 1), name="condition_plane")(plane)
+                x = keras.layers.Concatenate(name="image_condition")([image, plane])
         else:
             inputs = image
         features = dcgan.discriminator_body(x, image_size, base_filters, max_filters, normalization, bn_epsilon,
                                             bn_momentum, leaky_slope)
         logits = dcgan.logit_head(features)
+        if projection:
+            logits = ProjectionLogit(dtype="float32", name="projection")([logits, features, condition])
         outputs = logits
         if auxiliary:
             flat = keras.layers.Flatten(name="aux_flatten")(features)
@@ -128,6 +140,7 @@ class ConditionalDiscriminator(keras.Model):
         self.leaky_slope = leaky_slope
         self.condition_name = condition_name
         self.condition_input = bool(condition_input and num_labels > 0)
+        self.projection = bool(projection)
 
     def get_config(self):
         return {
@@ -145,4 +158,28 @@ class ConditionalDiscriminator(keras.Model):
             "leaky_slope": self.leaky_slope,
             "condition_name": self.condition_name,
             "condition_input": self.condition_input,
+            "projection": self.projection,
         }
+
+
+@keras.saving.register_keras_serializable(package="t2i")
+class ProjectionLogit(keras.layers.Layer):
+    """[logits [B, 1], features [B, H, W, F], condition [B, N]] → logits + ⟨condition · V, Σ_hw features⟩.
+
+    V [N, F] is one learnt embedding per label (N(0, 0.02)); a multi-hot condition sums its labels' embeddings.
+    Computed in float32 (the logits' dtype).
+    """
+
+    def build(self, input_shape):
+        _, features_shape, condition_shape = input_shape
+        self.embedding = self.add_weight(name="embedding", shape=(int(condition_shape[-1]), int(features_shape[-1])),
+                                         initializer=blocks.dcgan_init(), dtype="float32")
+
+    def call(self, inputs):
+        logits, features, condition = inputs
+        pooled = keras.ops.sum(keras.ops.cast(features, "float32"), axis=(1, 2))
+        embedded = keras.ops.matmul(keras.ops.cast(condition, "float32"), self.embedding)
+        return keras.ops.cast(logits, "float32") + keras.ops.sum(pooled * embedded, axis=-1, keepdims=True)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]

@@ -225,7 +225,8 @@ def _ca_statistics(model, embedding):
 
 @keras.saving.register_keras_serializable(package="t2i")
 class StackGANStage1Discriminator(keras.Model):
-    """{"image": [B, S, S, 3], "embedding": [B, embedding_dim]} → logits [B, 1] (image alone when unconditional).
+    """{"image": [B, S, S, 3], "embedding": [B, embedding_dim]} → logits [B, 1] (image alone when unconditional);
+    with `num_labels` > 0, {"logits", "aux_logits": [B, num_labels]}.
 
     Four stride-2 4×4 convs (df_dim ×1, 2, 4, 8; no BN on the first, LeakyReLU 0.2) encode the image to
     S/16 × S/16; "complex" adds the original's residual block (1×1 df_dim·2, 3×3 df_dim·2, 3×3 df_dim·8) there.
@@ -238,10 +239,14 @@ class StackGANStage1Discriminator(keras.Model):
         df_dim: base width (64).
         variant: "simple" or "complex".
         bn_epsilon, bn_momentum: BatchNorm settings.
+        num_labels: > 0 adds a TAC-GAN auxiliary head (Dash et al. 2017): per-label logits from the image features
+            alone, before the text joins them, so it has to find the labels in the pixels.
     """
 
     def __init__(self, image_size=64, embedding_dim=1024, ef_dim=128, df_dim=64, variant="simple", bn_epsilon=1e-5,
-                 bn_momentum=0.9, **kwargs):
+                 bn_momentum=0.9, num_labels=0, **kwargs):
+        if not isinstance(num_labels, int) or isinstance(num_labels, bool) or num_labels < 0:
+            raise ValueError(f"num_labels must be a non-negative integer. Received: num_labels={num_labels!r}")
         blocks.check_image_size(image_size, minimum=16)
         check_variant(variant)
         _check_embedding_dim(embedding_dim)
@@ -261,7 +266,13 @@ class StackGANStage1Discriminator(keras.Model):
             else:
                 x = _conv_bn(x, df_dim * multiplier, 4, name, bn, activation="leaky_relu", strides=2)
         logits = _text_logits(x, embedding, ef_dim, df_dim, bn)
-        super().__init__(inputs=inputs, outputs=logits, **kwargs)
+        outputs = logits
+        if num_labels:
+            flat = keras.layers.Flatten(name="aux_flatten")(x)
+            aux_logits = keras.layers.Dense(num_labels, kernel_initializer=blocks.dcgan_init(), dtype="float32",
+                                            name="aux_logits")(flat)
+            outputs = {"logits": logits, "aux_logits": aux_logits}
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
 
         self.image_size = image_size
         self.embedding_dim = embedding_dim
@@ -270,6 +281,7 @@ class StackGANStage1Discriminator(keras.Model):
         self.variant = variant
         self.bn_epsilon = bn_epsilon
         self.bn_momentum = bn_momentum
+        self.num_labels = num_labels
 
     def get_config(self):
         return {
@@ -282,6 +294,7 @@ class StackGANStage1Discriminator(keras.Model):
             "variant": self.variant,
             "bn_epsilon": self.bn_epsilon,
             "bn_momentum": self.bn_momentum,
+            "num_labels": self.num_labels,
         }
 
 

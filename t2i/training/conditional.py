@@ -68,16 +68,20 @@ class ConditionalGANTrainer(GANTrainer):
 class ACGANTrainer(ConditionalGANTrainer):
     """AC-GAN: the discriminator returns {"logits", "aux_logits"}; `aux_weight` scales the auxiliary loss.
 
-    D minimises adversarial + w·(BCE(labels, aux(real)) + BCE(labels_fake, aux(fake)));
+    D minimises adversarial + w·(BCE(labels, aux(real)) + w_fake·BCE(labels_fake, aux(fake)));
     G minimises adversarial + w·BCE(labels_fake, aux(G(z, labels_fake))).
+
+    w_fake = `aux_fake_weight` is 1 in Odena et al.; with 0 the classifier learns from real images only, and the
+    generator has to draw what real images of a label look like instead of agreeing a code with the classifier.
     """
 
-    def __init__(self, generator, discriminator, aux_weight=1.0, **kwargs):
+    def __init__(self, generator, discriminator, aux_weight=1.0, aux_fake_weight=1.0, **kwargs):
         super().__init__(generator, discriminator, **kwargs)
         if not isinstance(discriminator.output, dict) or "aux_logits" not in discriminator.output:
             raise ValueError("ACGANTrainer needs a discriminator with an auxiliary head (outputs 'logits' and "
                              "'aux_logits'). Received: a discriminator without 'aux_logits'")
         self.aux_weight = float(aux_weight)
+        self.aux_fake_weight = float(aux_fake_weight)
         self.d_aux_tracker = keras.metrics.Mean(name="d_aux_loss")
         self.g_aux_tracker = keras.metrics.Mean(name="g_aux_loss")
 
@@ -88,7 +92,8 @@ class ACGANTrainer(ConditionalGANTrainer):
     def discriminator_objective(self, batch, fake_batch, real_output, fake_output):
         adversarial, _ = super().discriminator_objective(batch, fake_batch, real_output, fake_output)
         aux = (multilabel_classification_loss(batch[self.label_key], real_output["aux_logits"])
-               + multilabel_classification_loss(fake_batch[self.label_key], fake_output["aux_logits"]))
+               + self.aux_fake_weight
+               * multilabel_classification_loss(fake_batch[self.label_key], fake_output["aux_logits"]))
         return adversarial + self.aux_weight * aux, {"d_aux_loss": tf.reduce_mean(aux)}
 
     def generator_objective(self, batch, fake_output):

@@ -6,7 +6,7 @@ import os
 import keras
 
 from t2i import configs
-from t2i.data import datasets
+from t2i.data import datasets, shapes
 from t2i.models.acgan import ConditionalDiscriminator, ConditionalGenerator
 from t2i.models.began import BEGANDiscriminator, BEGANGenerator
 from t2i.models.dcgan import DCGANDiscriminator, DCGANGenerator
@@ -101,7 +101,8 @@ def _text_networks(config, restore_stage1=False):
                 ef_dim=config.ca_dim, gf_dim=config.gf_dim, variant=config.stackgan_variant, name="generator", **bn),
             stackgan.StackGANStage1Discriminator(
                 image_size=config.image_size, embedding_dim=embedding_dim, ef_dim=config.ca_dim,
-                df_dim=config.df_dim, variant=config.stackgan_variant, name="discriminator", **bn),
+                df_dim=config.df_dim, variant=config.stackgan_variant, name="discriminator",
+                num_labels=shapes.NUM_LABELS if config.text_aux_weight > 0 else 0, **bn),
         )
     stage1, _ = _text_networks(stage1_config(config))
     if restore_stage1:
@@ -154,8 +155,9 @@ def _discriminator(config):
         return WGANGPCritic(num_labels=config.num_labels, normalization=normalization, **dcgan_args)
     if config.model in ("cgan", "acgan"):
         acgan = config.model == "acgan"
-        return ConditionalDiscriminator(num_labels=config.num_labels, auxiliary=acgan, condition_input=not acgan,
-                                        normalization=normalization, **dcgan_args)
+        return ConditionalDiscriminator(num_labels=config.num_labels, auxiliary=acgan,
+                                        condition_input=not acgan or config.projection,
+                                        projection=config.projection, normalization=normalization, **dcgan_args)
     if normalization == "batch":
         return DCGANDiscriminator(**dcgan_args)
     return ConditionalDiscriminator(num_labels=0, normalization=normalization, **dcgan_args)
@@ -237,7 +239,7 @@ def _text_trainer(config, generator, discriminator, adversarial):
     return trainer_class(
         generator, discriminator, kl_weight=config.kl_weight, matching_aware=config.matching_aware,
         interpolation_weight=config.interpolation_weight, interpolation_beta=config.interpolation_beta,
-        stage1_learning_rate_scale=config.stage1_lr_scale,
+        stage1_learning_rate_scale=config.stage1_lr_scale, aux_weight=config.text_aux_weight,
         sample_embeddings=sampling.generator_inputs(config, config.num_samples, config.seed)["embedding"],
         **adversarial,
     )
@@ -284,7 +286,8 @@ def _build_trainer(config, total_steps):
             labelled = dict(label_key="label",
                             sample_labels=sampling.grid_conditions(config, config.num_samples, config.seed))
             if config.model == "acgan":
-                trainer = ACGANTrainer(generator, discriminator, aux_weight=config.aux_weight, **labelled,
+                trainer = ACGANTrainer(generator, discriminator, aux_weight=config.aux_weight,
+                                       aux_fake_weight=config.aux_fake_weight, **labelled,
                                        **adversarial)
             else:
                 trainer = ConditionalGANTrainer(generator, discriminator, **labelled, **adversarial)
@@ -298,5 +301,5 @@ def _build_trainer(config, total_steps):
 def batch_keys(config):
     """The batch keys the trainer reads."""
     if config.uses_text:
-        return ("image", "embedding", "class_id")
+        return ("image", "embedding", "class_id") + (("label",) if config.text_aux_weight > 0 else ())
     return ("image", "label") if config.uses_labels else ("image",)

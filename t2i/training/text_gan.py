@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from t2i.losses import matching
+from t2i.losses.auxiliary import multilabel_classification_loss
 from t2i.training.conditional import ConditionalGANTrainer
 
 
@@ -35,13 +36,17 @@ class TextGANTrainer(ConditionalGANTrainer):
         class_key: batch key of the class ids used to pick wrong images ("class_id"; None: shifted batch).
         stage1_learning_rate_scale: for a Stage-II generator whose Stage-I is trainable (fine-tuning), Stage-I's
             variables get their own Adam at this fraction of the generator's learning rate (StackGAN: 0.1).
+        aux_weight: > 0 with a discriminator that also returns "aux_logits" (TAC-GAN, Dash et al. 2017): D adds
+            w·BCE(labels, aux(real)) — learnt from real images only, so the generator cannot agree a code with it —
+            and G adds w·BCE(labels, aux(fake)), the labels being those of the image the caption describes.
+        aux_label_key: batch key of those per-image (multi-hot) labels.
         sample_embeddings: [num_samples, D] text embeddings for progress grids.
         **kwargs: `GANTrainer` arguments (adversarial_loss, n_critic, gradient_penalty_weight, replay_buffer, ...).
     """
 
     def __init__(self, generator, discriminator, kl_weight=2.0, matching_aware=True, interpolation_weight=0.0,
                  interpolation_beta=0.5, class_key="class_id", stage1_learning_rate_scale=0.1,
-                 sample_embeddings=None, **kwargs):
+                 sample_embeddings=None, aux_weight=0.0, aux_label_key="label", **kwargs):
         self.embedding_dim = int(generator.input["embedding"].shape[-1])
         if sample_embeddings is None:
             sample_embeddings = np.zeros((kwargs.get("num_samples", 64), self.embedding_dim), "float32")
@@ -58,6 +63,16 @@ class TextGANTrainer(ConditionalGANTrainer):
         self.interpolation_beta = float(interpolation_beta)
         self.class_key = class_key
         self.stage1_learning_rate_scale = float(stage1_learning_rate_scale)
+        self.aux_weight = float(aux_weight)
+        self.aux_label_key = aux_label_key
+        if self.aux_weight < 0:
+            raise ValueError(f"aux_weight must be >= 0. Received: aux_weight={aux_weight}")
+        if self.aux_weight > 0 and not (isinstance(discriminator.output, dict)
+                                        and "aux_logits" in discriminator.output):
+            raise ValueError("aux_weight > 0 needs a discriminator with an auxiliary head (outputs 'logits' and "
+                             "'aux_logits'). Received: a discriminator without 'aux_logits'")
+        self.d_aux_tracker = keras.metrics.Mean(name="d_aux_loss")
+        self.g_aux_tracker = keras.metrics.Mean(name="g_aux_loss")
         stage1 = getattr(generator, "stage1", None)
         self._fine_tune_stage1 = stage1 is not None and stage1.trainable and len(stage1.trainable_variables) > 0
         self.stage1_optimizer = None
@@ -74,6 +89,8 @@ class TextGANTrainer(ConditionalGANTrainer):
             tracked.append(self.wrong_tracker)
         if self.interpolation_weight > 0:
             tracked.append(self.interpolation_tracker)
+        if self.aux_weight > 0:
+            tracked += [self.d_aux_tracker, self.g_aux_tracker]
         return tracked
 
     def compile(self, g_optimizer, d_optimizer, **kwargs):
@@ -119,18 +136,28 @@ class TextGANTrainer(ConditionalGANTrainer):
     # -- objectives ------------------------------------------------------------------------------------------------
     def discriminator_objective(self, batch, fake_batch, real_output, fake_output):
         if not self.matching_aware:
-            return super().discriminator_objective(batch, fake_batch, real_output, fake_output)
-        wrong, mask = self.wrong_images(batch)
-        wrong_output = self.discriminate(wrong, batch, training=True)
-        per_example = matching.matching_aware_discriminator_loss(
-            self.critic_logits(real_output), self.critic_logits(wrong_output), self.critic_logits(fake_output),
-            loss=self.adversarial_loss.name, wrong_mask=mask,
-        )
-        wrong_logits = tf.reduce_mean(tf.reshape(self.critic_logits(wrong_output), [tf.shape(mask)[0], -1]), 1)
-        return per_example, {"d_wrong": tf.reduce_mean(wrong_logits)}
+            per_example, extras = super().discriminator_objective(batch, fake_batch, real_output, fake_output)
+        else:
+            wrong, mask = self.wrong_images(batch)
+            wrong_output = self.discriminate(wrong, batch, training=True)
+            per_example = matching.matching_aware_discriminator_loss(
+                self.critic_logits(real_output), self.critic_logits(wrong_output), self.critic_logits(fake_output),
+                loss=self.adversarial_loss.name, wrong_mask=mask,
+            )
+            wrong_logits = tf.reduce_mean(tf.reshape(self.critic_logits(wrong_output), [tf.shape(mask)[0], -1]), 1)
+            extras = {"d_wrong": tf.reduce_mean(wrong_logits)}
+        if self.aux_weight > 0:
+            aux = multilabel_classification_loss(batch[self.aux_label_key], real_output["aux_logits"])
+            per_example += self.aux_weight * aux
+            extras["d_aux_loss"] = tf.reduce_mean(aux)
+        return per_example, extras
 
     def generator_objective(self, batch, fake_output):
         per_example, extras = super().generator_objective(batch, fake_output)
+        if self.aux_weight > 0:
+            aux = multilabel_classification_loss(batch[self.aux_label_key], fake_output["aux_logits"])
+            per_example += self.aux_weight * aux
+            extras["g_aux_loss"] = tf.reduce_mean(aux)
         return self.add_text_terms(
             per_example, extras, batch, lambda output: self.adversarial_loss.generator(self.critic_logits(output))
         )

@@ -73,12 +73,15 @@ def test_bad_arguments_are_clear_errors():
         ConditionalDiscriminator(num_labels=0, auxiliary=True)
     with pytest.raises(ValueError, match="Received: normalization='group'"):
         ConditionalDiscriminator(normalization="group")
+    with pytest.raises(ValueError, match="projection needs the condition as an input"):
+        ConditionalDiscriminator(auxiliary=True, condition_input=False, projection=True)
 
 
 @pytest.mark.parametrize("build", [
     lambda: ConditionalGenerator(image_size=32, noise_dim=16, condition_dim=8, **SMALL),
     lambda: ConditionalDiscriminator(image_size=32, auxiliary=True, **SMALL),
     lambda: WGANGPCritic(num_labels=24, image_size=32, **SMALL),
+    lambda: ConditionalDiscriminator(image_size=32, auxiliary=True, projection=True, **SMALL),
 ])
 def test_keras_round_trip_gives_identical_outputs(tmp_path, build):
     model = build()
@@ -112,3 +115,37 @@ def test_the_acgan_discriminator_sees_the_image_alone_and_the_cgan_one_sees_the_
 
     _, cgan_d = build_networks(configs.TrainConfig(model="cgan", **tiny))
     assert sorted(cgan_d.input) == ["image", "labels"] and cgan_d.get_config()["condition_input"] is True
+
+
+def test_projection_adds_the_label_embeddings_inner_product_with_the_summed_features():
+    """logit(x, y) = ψ(φ(x)) + Σ_hwf φ(x)_hwf · (y V)_f, with the aux head on φ(x) of the image alone."""
+    model = ConditionalDiscriminator(image_size=32, auxiliary=True, projection=True, **SMALL)
+    assert sorted(model.input) == ["image", "labels"]
+    assert [layer.name for layer in model.layers if "condition" in layer.name] == []  # no label channel
+    rng = np.random.default_rng(3)
+    images = rng.uniform(-1, 1, (4, 32, 32, 3)).astype("float32")
+    labels = _labels(4, seed=4)
+    embedding = rng.normal(0, 0.5, (24, 16)).astype("float32")
+    model.get_layer("projection").embedding.assign(embedding)
+    outputs = model({"image": images, "labels": labels}, training=False)
+
+    features = np.asarray(keras.Model(model.input["image"], model.get_layer("down2_lrelu").output)(images))
+    unconditional = np.asarray(keras.Model(model.input["image"], model.get_layer("logits").output)(images))[:, 0]
+    expected = unconditional + np.einsum("bf,bf->b", features.sum(axis=(1, 2)), labels @ embedding)
+    np.testing.assert_allclose(np.asarray(outputs["logits"])[:, 0], expected, rtol=1e-4, atol=1e-4)
+    # Other labels change the logit but not the auxiliary prediction, which sees the image alone.
+    others = model({"image": images, "labels": _labels(4, seed=9)}, training=False)
+    assert np.abs(np.asarray(others["logits"]) - np.asarray(outputs["logits"])).max() > 1e-3
+    np.testing.assert_array_equal(np.asarray(others["aux_logits"]), np.asarray(outputs["aux_logits"]))
+
+
+def test_factory_builds_projection_discriminators_for_acgan_and_cgan_only(tmp_path):
+    from t2i import configs
+    from t2i.training.factory import build_networks
+
+    tiny = dict(image_size=32, gf_dim=8, df_dim=8, condition_dim=8, num_labels=24, projection=True)
+    for model in ("acgan", "cgan"):
+        _, discriminator = build_networks(configs.TrainConfig(model=model, **tiny))
+        assert discriminator.get_config()["projection"] is True and sorted(discriminator.input) == ["image", "labels"]
+    with pytest.raises(ValueError, match="projection"):
+        configs.validate(configs.TrainConfig(model="dcgan", projection=True, log_dir=str(tmp_path), steps=1))

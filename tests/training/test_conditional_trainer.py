@@ -74,27 +74,35 @@ def test_the_generator_is_called_with_the_batch_labels():
     assert set(inputs) == {"noise", "labels"}
 
 
-def test_acgan_first_step_losses_match_a_manual_computation():
-    """d_loss = BCE adversarial + (aux BCE on real + aux BCE on fake), from the same weights and noise."""
-    trainer = _build(ACGANTrainer, ConditionalDiscriminator(auxiliary=True, **SMALL), aux_weight=2.0)
+@pytest.mark.parametrize("aux_fake_weight", [1.0, 0.0])
+def test_acgan_first_step_losses_match_a_manual_computation(aux_fake_weight):
+    """d_loss = BCE adversarial + w·(aux BCE on real + w_fake·aux BCE on fake), from the same weights and noise; the
+    AC-GAN discriminator sees the image alone."""
+    discriminator = ConditionalDiscriminator(auxiliary=True, condition_input=False, **SMALL)
+    trainer = _build(ACGANTrainer, discriminator, aux_weight=2.0, aux_fake_weight=aux_fake_weight)
     batch = _batch()
     tf.random.set_seed(7)
     noise = trainer.sample_noise(4)
     fake = trainer.generator({"noise": noise, "labels": batch["label"]}, training=True)
-    real_out = trainer.discriminator({"image": batch["image"], "labels": batch["label"]}, training=True)
-    fake_out = trainer.discriminator({"image": fake, "labels": batch["label"]}, training=True)
+    real_out = trainer.discriminator(batch["image"], training=True)
+    fake_out = trainer.discriminator(fake, training=True)
     sp = lambda x: np.log1p(np.exp(x))  # noqa: E731 — softplus, for -log σ(x) = softplus(-x)
     adversarial = np.mean(sp(-real_out["logits"].numpy()) + sp(fake_out["logits"].numpy()))
-    aux_real = multilabel_classification_loss(batch["label"], real_out["aux_logits"]).numpy()
-    aux_fake = multilabel_classification_loss(batch["label"], fake_out["aux_logits"]).numpy()
-    expected_d = adversarial + 2.0 * np.mean(aux_real + aux_fake)
+    labels = batch["label"].numpy()
+    sigmoid = lambda x: 1 / (1 + np.exp(-x))  # noqa: E731
+    bce = lambda logits: -np.mean(labels * np.log(sigmoid(logits)) + (1 - labels) * np.log(1 - sigmoid(logits)),
+                                  axis=-1)  # noqa: E731
+    aux_real, aux_fake = bce(real_out["aux_logits"].numpy()), bce(fake_out["aux_logits"].numpy())
+    expected_d = adversarial + 2.0 * np.mean(aux_real + aux_fake_weight * aux_fake)
 
+    assert trainer.discriminate(batch["image"], batch)["aux_logits"].shape == (4, 24)
     per_example, extras = trainer.discriminator_objective(batch, batch, real_out, fake_out)
     assert float(tf.reduce_mean(per_example)) == pytest.approx(expected_d, rel=1e-5)
-    assert float(extras["d_aux_loss"]) == pytest.approx(np.mean(aux_real + aux_fake), rel=1e-5)
+    assert float(extras["d_aux_loss"]) == pytest.approx(np.mean(aux_real + aux_fake_weight * aux_fake), rel=1e-5)
     g_per_example, g_extras = trainer.generator_objective(batch, fake_out)
-    expected_g = np.mean(sp(-fake_out["logits"].numpy())) + 2.0 * np.mean(aux_fake)
+    expected_g = np.mean(sp(-fake_out["logits"].numpy())) + 2.0 * np.mean(aux_fake)  # G always uses its fakes
     assert float(tf.reduce_mean(g_per_example)) == pytest.approx(expected_g, rel=1e-5)
+    assert float(g_extras["g_aux_loss"]) == pytest.approx(np.mean(aux_fake), rel=1e-5)
 
 
 def test_acgan_needs_an_auxiliary_head():

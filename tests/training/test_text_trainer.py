@@ -66,6 +66,57 @@ def test_one_step_updates_every_weight_with_finite_losses(tmp_path, text_data, o
         assert float(logs["gradient_penalty"]) > 0
 
 
+def test_tac_gan_head_learns_labels_from_real_images_and_trains_the_generator_on_them(tmp_path, text_data):
+    from t2i.data import shapes
+
+    config = text_config(tmp_path / "run", text_data, text_aux_weight=3.0)
+    trainer = factory.build_trainer(config, total_steps=2)
+    batch = _batch(config)
+    # Each row's labels are those of its own image (found among the 16 renders by its pixels).
+    renders = [shapes.render_example(i, image_size=32) for i in range(NUM_EXAMPLES)]
+    for image, label in zip(batch["image"].numpy(), batch["label"].numpy()):
+        errors = [np.abs(image - (r["image"] / 127.5 - 1.0)).max() for r in renders]
+        assert min(errors) < 1e-5
+        np.testing.assert_array_equal(label, renders[int(np.argmin(errors))]["label"])
+
+    fake = trainer.generate({"noise": trainer.sample_noise(4), "embedding": batch["embedding"]})
+    real_out, fake_out = trainer.discriminate(batch["image"], batch), trainer.discriminate(fake, batch)
+    assert real_out["aux_logits"].shape == (4, 24)
+    labels = batch["label"].numpy()
+    bce = lambda logits: np.mean(np.logaddexp(0, logits) - labels * logits, axis=-1)  # noqa: E731
+    # D: the matching-aware loss plus 3·BCE on the real images only.
+    d_loss, d_extras = trainer.discriminator_objective(batch, batch, real_out, fake_out)
+    trainer.aux_weight = 0.0
+    d_plain, _ = trainer.discriminator_objective(batch, batch, real_out, fake_out)
+    g_plain, _ = trainer.generator_objective(batch, fake_out)
+    trainer.aux_weight = 3.0
+    aux_real = bce(real_out["aux_logits"].numpy())
+    np.testing.assert_allclose(d_loss.numpy() - d_plain.numpy(), 3.0 * aux_real, rtol=1e-4, atol=1e-5)
+    assert float(d_extras["d_aux_loss"]) == pytest.approx(aux_real.mean(), rel=1e-5)
+    # G: plus 3·BCE of its fakes against the labels of the images the captions describe.
+    g_loss, g_extras = trainer.generator_objective(batch, fake_out)
+    aux_fake = bce(fake_out["aux_logits"].numpy())
+    np.testing.assert_allclose(g_loss.numpy() - g_plain.numpy(), 3.0 * aux_fake, rtol=1e-4, atol=1e-5)
+    assert float(g_extras["g_aux_loss"]) == pytest.approx(aux_fake.mean(), rel=1e-5)
+
+    head = [v for v in trainer.discriminator.trainable_variables if "aux_logits" in v.path]
+    before = _values(head)
+    logs = trainer.train_step(batch)
+    assert {"d_aux_loss", "g_aux_loss"} <= set(logs) and all(_changed(before, head))
+    plain = text_config(tmp_path / "plain", text_data)
+    assert "label" not in factory.batch_keys(plain)
+    assert "d_aux_loss" not in [m.name for m in factory.build_trainer(plain, total_steps=2).metrics]
+
+
+@pytest.mark.parametrize("overrides", [dict(model="hdgan", image_size=32, hdgan_scales="16,32"),
+                                       dict(use_text=False)])
+def test_tac_gan_head_is_refused_where_it_is_not_built(tmp_path, text_data, overrides):
+    from t2i import configs
+
+    with pytest.raises(configs.ConfigError, match="text_aux_weight"):
+        configs.validate(text_config(tmp_path / "run", text_data, text_aux_weight=1.0, **overrides))
+
+
 def test_kl_tracker_is_the_closed_form_of_the_ca_statistics(tmp_path, text_data):
     config = text_config(tmp_path / "run", text_data)
     trainer = factory.build_trainer(config, total_steps=2)
