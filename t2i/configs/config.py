@@ -33,7 +33,7 @@ ARCHITECTURE_FIELDS = (
     "model", "dataset", "image_size", "channels", "noise_dim", "gf_dim", "df_dim", "max_filters", "upsampling",
     "num_labels", "conditional", "condition_dim", "normalization", "sr_scale", "residual_blocks",
     "embedding_dim", "use_text", "ca_dim", "stackgan_variant", "hdgan_scales", "hdgan_shared_trunk",
-    "text_aux_weight", "projection",
+    "text_aux_weight", "projection", "conditional_bn",
 )
 
 
@@ -72,6 +72,7 @@ class TrainConfig:
     aux_weight: float = 1.0
     aux_fake_weight: float = 1.0
     projection: bool = False  # cgan/acgan: projection discriminator (Miyato & Koyama 2018)
+    conditional_bn: bool = False  # label-conditioned generators: BatchNorm scale/offset from the labels
     # BEGAN.
     began_gamma: float = 0.5
     began_lambda_k: float = 0.001
@@ -442,6 +443,9 @@ def validate(config):
         fail("aux_weight", "must be >= 0")
     if config.aux_fake_weight < 0:
         fail("aux_fake_weight", "must be >= 0")
+    if config.conditional_bn and not (config.model in LABEL_MODELS
+                                      or (config.conditional and config.model == "wgan_gp")):
+        fail("conditional_bn", "is for label-conditioned generators (cgan, acgan, --conditional wgan_gp)")
     if config.projection and config.model not in LABEL_MODELS:
         fail("projection", f"is for the label-conditioned discriminators of {LABEL_MODELS}")
     if config.model == "began":

@@ -26,12 +26,15 @@ class ConditionalGenerator(keras.Model):
             be any real-valued condition such as a text embedding.
         condition_dim: width of the expanded condition concatenated with z (256 in the iCLEVR cGAN).
         condition_name: the condition input's name ("labels", or "embedding" for text vectors).
+        conditional_bn: also modulate every BatchNorm by the condition (conditional BatchNorm, as in the
+            projection-discriminator and BigGAN generators): γ = 1 + y·W_γ, β = y·W_β per channel, so the labels
+            steer every resolution, not only the 4×4 projection.
         Other arguments as `DCGANGenerator`.
     """
 
     def __init__(self, num_labels=24, image_size=64, channels=3, noise_dim=100, condition_dim=256, base_filters=64,
                  max_filters=512, upsampling="transposed", bn_epsilon=1e-5, bn_momentum=0.9,
-                 condition_name="labels", **kwargs):
+                 condition_name="labels", conditional_bn=False, **kwargs):
         if num_labels <= 0:
             raise ValueError(f"ConditionalGenerator needs num_labels > 0. Received: num_labels={num_labels}")
         noise = keras.Input(shape=(noise_dim,), name="noise")
@@ -40,8 +43,12 @@ class ConditionalGenerator(keras.Model):
                                       name="condition_dense")(condition)
         expanded = keras.layers.ReLU(name="condition_relu")(expanded)
         x = keras.layers.Concatenate(name="noise_condition")([noise, expanded])
-        image = dcgan.generator_body(x, image_size, channels, base_filters, max_filters, upsampling, bn_epsilon,
-                                     bn_momentum)
+        if conditional_bn:
+            image = _conditional_bn_body(x, condition, image_size, channels, base_filters, max_filters, upsampling,
+                                         bn_epsilon, bn_momentum)
+        else:
+            image = dcgan.generator_body(x, image_size, channels, base_filters, max_filters, upsampling, bn_epsilon,
+                                         bn_momentum)
         super().__init__(inputs={"noise": noise, condition_name: condition}, outputs=image, **kwargs)
 
         self.num_labels = num_labels
@@ -55,11 +62,13 @@ class ConditionalGenerator(keras.Model):
         self.bn_epsilon = bn_epsilon
         self.bn_momentum = bn_momentum
         self.condition_name = condition_name
+        self.conditional_bn = bool(conditional_bn)
 
     def get_config(self):
         return {
             "name": self.name,
             "trainable": self.trainable,
+            "conditional_bn": self.conditional_bn,
             "num_labels": self.num_labels,
             "image_size": self.image_size,
             "channels": self.channels,
@@ -72,6 +81,53 @@ class ConditionalGenerator(keras.Model):
             "bn_momentum": self.bn_momentum,
             "condition_name": self.condition_name,
         }
+
+
+def _conditional_bn_body(x, condition, image_size, channels, base_filters, max_filters, upsampling, bn_epsilon,
+                         bn_momentum):
+    """`dcgan.generator_body` with every BatchNorm's scale and offset predicted from the condition."""
+    log_size = blocks.check_image_size(image_size)
+    table = blocks.channel_table(log_size - 2, base_filters, max_filters, widening=False)
+
+    def norm(x, name):
+        x = keras.layers.BatchNormalization(epsilon=bn_epsilon, momentum=bn_momentum, center=False, scale=False,
+                                            name=name)(x)
+        return ConditionalScaleOffset(name=f"{name}_modulation")([x, condition])
+
+    x = keras.layers.Dense(4 * 4 * table[0], use_bias=False, kernel_initializer=blocks.dcgan_init(),
+                           name="project")(x)
+    x = keras.layers.Reshape((4, 4, table[0]), name="project_reshape")(x)
+    x = keras.layers.ReLU(name="project_relu")(norm(x, "project_bn"))
+    for i, filters in enumerate(table[1:], start=1):
+        x = blocks.upsample(x, filters, upsampling, name=f"up{i}")
+        x = keras.layers.ReLU(name=f"up{i}_relu")(norm(x, f"up{i}_bn"))
+    x = blocks.upsample(x, channels, upsampling, name="to_image", use_bias=True)
+    return keras.layers.Activation("tanh", dtype="float32", name="image")(x)
+
+
+@keras.saving.register_keras_serializable(package="t2i")
+class ConditionalScaleOffset(keras.layers.Layer):
+    """[x [B, H, W, C], condition [B, N]] → x·(1 + y·W_γ) + y·W_β: the affine part of a conditional BatchNorm.
+
+    W_γ ~ N(0, 0.02) and W_β = 0 at the start, so it begins as the plain BatchNorm with γ ≈ 1, β = 0; a multi-hot
+    condition adds up its labels' scales and offsets.
+    """
+
+    def build(self, input_shape):
+        x_shape, condition_shape = input_shape
+        shape = (int(condition_shape[-1]), int(x_shape[-1]))
+        self.gamma = self.add_weight(name="gamma", shape=shape, initializer=blocks.dcgan_init())
+        self.beta = self.add_weight(name="beta", shape=shape, initializer="zeros")
+
+    def call(self, inputs):
+        x, condition = inputs
+        condition = keras.ops.cast(condition, x.dtype)
+        gamma = keras.ops.matmul(condition, keras.ops.cast(self.gamma, x.dtype))[:, None, None, :]
+        beta = keras.ops.matmul(condition, keras.ops.cast(self.beta, x.dtype))[:, None, None, :]
+        return x * (1.0 + gamma) + beta
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
 
 
 @keras.saving.register_keras_serializable(package="t2i")

@@ -138,7 +138,8 @@ def _generator(config):
                       upsampling=config.upsampling, bn_epsilon=config.bn_epsilon, bn_momentum=config.bn_momentum,
                       **common)
     if config.uses_labels:
-        return ConditionalGenerator(num_labels=config.num_labels, condition_dim=config.condition_dim, **dcgan_args)
+        return ConditionalGenerator(num_labels=config.num_labels, condition_dim=config.condition_dim,
+                                    conditional_bn=config.conditional_bn, **dcgan_args)
     return DCGANGenerator(**dcgan_args)
 
 

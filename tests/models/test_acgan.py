@@ -82,6 +82,7 @@ def test_bad_arguments_are_clear_errors():
     lambda: ConditionalDiscriminator(image_size=32, auxiliary=True, **SMALL),
     lambda: WGANGPCritic(num_labels=24, image_size=32, **SMALL),
     lambda: ConditionalDiscriminator(image_size=32, auxiliary=True, projection=True, **SMALL),
+    lambda: ConditionalGenerator(image_size=32, noise_dim=16, condition_dim=8, conditional_bn=True, **SMALL),
 ])
 def test_keras_round_trip_gives_identical_outputs(tmp_path, build):
     model = build()
@@ -139,7 +140,7 @@ def test_projection_adds_the_label_embeddings_inner_product_with_the_summed_feat
     np.testing.assert_array_equal(np.asarray(others["aux_logits"]), np.asarray(outputs["aux_logits"]))
 
 
-def test_factory_builds_projection_discriminators_for_acgan_and_cgan_only(tmp_path):
+def test_factory_builds_projection_and_conditional_bn_for_label_models_only(tmp_path):
     from t2i import configs
     from t2i.training.factory import build_networks
 
@@ -149,3 +150,31 @@ def test_factory_builds_projection_discriminators_for_acgan_and_cgan_only(tmp_pa
         assert discriminator.get_config()["projection"] is True and sorted(discriminator.input) == ["image", "labels"]
     with pytest.raises(ValueError, match="projection"):
         configs.validate(configs.TrainConfig(model="dcgan", projection=True, log_dir=str(tmp_path), steps=1))
+    generator, _ = build_networks(configs.TrainConfig(model="acgan", conditional_bn=True, **tiny))
+    assert generator.get_config()["conditional_bn"] is True
+    with pytest.raises(ValueError, match="--conditional_bn: is for label-conditioned generators"):
+        configs.validate(configs.TrainConfig(model="srgan", conditional=True, conditional_bn=True,
+                                             log_dir=str(tmp_path), steps=1))
+
+
+def test_conditional_batch_norm_scales_and_offsets_each_channel_by_the_labels():
+    """x̂·(1 + y·W_γ) + y·W_β after a BatchNorm without its own γ/β; the labels change every stage's output."""
+    from t2i.models.acgan import ConditionalScaleOffset
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3, 4, 4, 6)).astype("float32")
+    labels = _labels(3, seed=6)
+    layer = ConditionalScaleOffset()
+    layer.build([x.shape, labels.shape])
+    gamma, beta = rng.standard_normal((2, 24, 6)).astype("float32")
+    layer.gamma.assign(gamma)
+    layer.beta.assign(beta)
+    expected = x * (1 + (labels @ gamma)[:, None, None, :]) + (labels @ beta)[:, None, None, :]
+    np.testing.assert_allclose(np.asarray(layer([x, labels])), expected, rtol=1e-5, atol=1e-5)
+
+    generator = ConditionalGenerator(image_size=32, noise_dim=16, condition_dim=8, conditional_bn=True, **SMALL)
+    norms = [layer for layer in generator.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert len(norms) == 3 and not any(layer.center or layer.scale for layer in norms)
+    assert len([layer for layer in generator.layers if isinstance(layer, ConditionalScaleOffset)]) == 3
+    # At initialisation W_β = 0 and W_γ ~ N(0, 0.02): close to the plain generator's start.
+    assert not np.any(generator.get_layer("up1_bn_modulation").beta.numpy())
