@@ -7,7 +7,10 @@ messages), so the registering modules are imported:
 
 - at once, when Keras and TensorFlow are already imported;
 - otherwise as soon as both have finished importing, whichever the program imports first (each imports the other):
-  a `sys.meta_path` finder wraps the two modules' loaders and runs `register_all()` after the outer import completes.
+  a `sys.meta_path` finder wraps the two modules' loaders and runs `register_all()` after the outer import completes
+  — or, when a t2i module is what imported them (`from t2i.data import shapes` imports TensorFlow half-way), once
+  that t2i module has finished too: the finder also wraps t2i's own modules, since registering imports modules
+  that read the half-initialised one.
 
 `register_all()` can also be called directly; it is idempotent.
 """
@@ -60,8 +63,13 @@ def _imported(name):
     return module is not None and not getattr(getattr(module, "__spec__", None), "_initializing", False)
 
 
+def _t2i_complete():
+    """True when no t2i module is half-way through its import."""
+    return all(_imported(name) for name in list(sys.modules) if name == "t2i" or name.startswith("t2i."))
+
+
 def _register_when_ready():
-    if all(_imported(name) for name in _WATCHED):
+    if all(_imported(name) for name in _WATCHED) and _t2i_complete():
         _remove_finder()
         try:
             register_all()
@@ -90,7 +98,7 @@ class _Loader(importlib.abc.Loader):
 
 class _Finder(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname, path=None, target=None):
-        if fullname not in _WATCHED:
+        if fullname not in _WATCHED and not fullname.startswith("t2i."):
             return None
         for finder in sys.meta_path:
             if finder is self or not hasattr(finder, "find_spec"):

@@ -167,3 +167,21 @@ def test_the_registration_list_names_every_module_that_registers_objects():
         if "register_keras_serializable(" in path.read_text(encoding="utf-8") and path.name != "registration.py"
     )
     assert registering and sorted(registration.MODULES) == registering
+
+
+def test_registration_waits_for_the_t2i_module_that_imported_tensorflow():
+    """`from t2i.data import shapes` imports TensorFlow half-way through shapes.py; registering then would import
+    modules that read the half-initialised module. It has to happen once shapes.py is complete, without a warning."""
+    child = textwrap.dedent("""
+        import warnings
+        warnings.simplefilter("error")
+        from t2i.data import shapes
+        import keras
+        assert shapes.NUM_LABELS == 24
+        for name in ("t2i>DCGANGenerator", "t2i>ConditionalScaleOffset", "t2i>TextGANTrainer", "t2i>ShapesEvaluator"):
+            assert keras.saving.get_registered_object(name) is not None, name
+        print("registered")
+    """)
+    out = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and "could not register" not in out.stderr, out.stderr[-3000:]
+    assert out.stdout.split() == ["registered"]
