@@ -86,6 +86,12 @@ def check_image_size(image_size, minimum=32, maximum=256):
     return int(math.log2(image_size))
 
 
+def auxiliary_head(features, num_labels):
+    """Features → one float32 logit per label (flatten + dense): AC-GAN's / TAC-GAN's auxiliary classifier."""
+    flat = keras.layers.Flatten(name="aux_flatten")(features)
+    return keras.layers.Dense(num_labels, kernel_initializer=dcgan_init(), dtype="float32", name="aux_logits")(flat)
+
+
 def channel_table(num_stages, base_filters, max_filters, widening=True):
     """Filters per stage: base·2^i capped at max_filters (discriminator order; reverse it for a generator)."""
     table = [min(base_filters * 2**i, max_filters) for i in range(num_stages)]

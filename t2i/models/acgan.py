@@ -178,10 +178,7 @@ class ConditionalDiscriminator(keras.Model):
             logits = ProjectionLogit(dtype="float32", name="projection")([logits, features, condition])
         outputs = logits
         if auxiliary:
-            flat = keras.layers.Flatten(name="aux_flatten")(features)
-            aux_logits = keras.layers.Dense(num_labels, kernel_initializer=blocks.dcgan_init(), dtype="float32",
-                                            name="aux_logits")(flat)
-            outputs = {"logits": logits, "aux_logits": aux_logits}
+            outputs = {"logits": logits, "aux_logits": blocks.auxiliary_head(features, num_labels)}
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
 
         self.num_labels = num_labels

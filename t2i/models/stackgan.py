@@ -268,10 +268,7 @@ class StackGANStage1Discriminator(keras.Model):
         logits = _text_logits(x, embedding, ef_dim, df_dim, bn)
         outputs = logits
         if num_labels:
-            flat = keras.layers.Flatten(name="aux_flatten")(x)
-            aux_logits = keras.layers.Dense(num_labels, kernel_initializer=blocks.dcgan_init(), dtype="float32",
-                                            name="aux_logits")(flat)
-            outputs = {"logits": logits, "aux_logits": aux_logits}
+            outputs = {"logits": logits, "aux_logits": blocks.auxiliary_head(x, num_labels)}
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
 
         self.image_size = image_size
