@@ -43,12 +43,9 @@ class ConditionalGenerator(keras.Model):
                                       name="condition_dense")(condition)
         expanded = keras.layers.ReLU(name="condition_relu")(expanded)
         x = keras.layers.Concatenate(name="noise_condition")([noise, expanded])
-        if conditional_bn:
-            image = _conditional_bn_body(x, condition, image_size, channels, base_filters, max_filters, upsampling,
-                                         bn_epsilon, bn_momentum)
-        else:
-            image = dcgan.generator_body(x, image_size, channels, base_filters, max_filters, upsampling, bn_epsilon,
-                                         bn_momentum)
+        norm = _conditional_norm(condition, bn_epsilon, bn_momentum) if conditional_bn else None
+        image = dcgan.generator_body(x, image_size, channels, base_filters, max_filters, upsampling, bn_epsilon,
+                                     bn_momentum, norm=norm)
         super().__init__(inputs={"noise": noise, condition_name: condition}, outputs=image, **kwargs)
 
         self.num_labels = num_labels
@@ -83,26 +80,13 @@ class ConditionalGenerator(keras.Model):
         }
 
 
-def _conditional_bn_body(x, condition, image_size, channels, base_filters, max_filters, upsampling, bn_epsilon,
-                         bn_momentum):
-    """`dcgan.generator_body` with every BatchNorm's scale and offset predicted from the condition."""
-    log_size = blocks.check_image_size(image_size)
-    table = blocks.channel_table(log_size - 2, base_filters, max_filters, widening=False)
-
+def _conditional_norm(condition, bn_epsilon, bn_momentum):
+    """A `dcgan.generator_body` norm: BatchNorm without its own γ/β, then scale and offset from the condition."""
     def norm(x, name):
         x = keras.layers.BatchNormalization(epsilon=bn_epsilon, momentum=bn_momentum, center=False, scale=False,
                                             name=name)(x)
         return ConditionalScaleOffset(name=f"{name}_modulation")([x, condition])
-
-    x = keras.layers.Dense(4 * 4 * table[0], use_bias=False, kernel_initializer=blocks.dcgan_init(),
-                           name="project")(x)
-    x = keras.layers.Reshape((4, 4, table[0]), name="project_reshape")(x)
-    x = keras.layers.ReLU(name="project_relu")(norm(x, "project_bn"))
-    for i, filters in enumerate(table[1:], start=1):
-        x = blocks.upsample(x, filters, upsampling, name=f"up{i}")
-        x = keras.layers.ReLU(name=f"up{i}_relu")(norm(x, f"up{i}_bn"))
-    x = blocks.upsample(x, channels, upsampling, name="to_image", use_bias=True)
-    return keras.layers.Activation("tanh", dtype="float32", name="image")(x)
+    return norm
 
 
 @keras.saving.register_keras_serializable(package="t2i")

@@ -93,21 +93,26 @@ class DCGANDiscriminator(keras.Model):
         }
 
 
-def generator_body(x, image_size, channels, base_filters, max_filters, upsampling, bn_epsilon, bn_momentum):
+def generator_body(x, image_size, channels, base_filters, max_filters, upsampling, bn_epsilon, bn_momentum,
+                   norm=None):
     """A flat input vector → image in [-1, 1]: dense projection to 4×4, then BN-ReLU upsampling stages.
 
-    Stages run at 4, 8, ..., image_size / 2, widest first; the last upsampling produces the image.
+    Stages run at 4, 8, ..., image_size / 2, widest first; the last upsampling produces the image. `norm(x, name)`
+    replaces the BatchNorm layers (e.g. a conditional BatchNorm); by default `blocks.batch_norm`.
     """
+    if norm is None:
+        def norm(x, name):
+            return blocks.batch_norm(x, bn_epsilon, bn_momentum, name=name)
     log_size = blocks.check_image_size(image_size)
     table = blocks.channel_table(log_size - 2, base_filters, max_filters, widening=False)
     x = keras.layers.Dense(4 * 4 * table[0], use_bias=False, kernel_initializer=blocks.dcgan_init(),
                            name="project")(x)
     x = keras.layers.Reshape((4, 4, table[0]), name="project_reshape")(x)
-    x = blocks.batch_norm(x, bn_epsilon, bn_momentum, name="project_bn")
+    x = norm(x, "project_bn")
     x = keras.layers.ReLU(name="project_relu")(x)
     for i, filters in enumerate(table[1:], start=1):
         x = blocks.upsample(x, filters, upsampling, name=f"up{i}")
-        x = blocks.batch_norm(x, bn_epsilon, bn_momentum, name=f"up{i}_bn")
+        x = norm(x, f"up{i}_bn")
         x = keras.layers.ReLU(name=f"up{i}_relu")(x)
     x = blocks.upsample(x, channels, upsampling, name="to_image", use_bias=True)
     return keras.layers.Activation("tanh", dtype="float32", name="image")(x)
