@@ -335,6 +335,8 @@ def validate(config):
     choice("upsampling", ("transposed", "nearest"))
     choice("on_bad_image", ("skip", "fail"))
     choice("normalization", NORMALIZATIONS)
+    if config.normalization != "auto" and config.model in ("began", "srgan", "hdgan"):
+        fail("normalization", f"is fixed by --model={config.model}'s networks; leave it at auto")
     choice("perceptual_network", PERCEPTUAL_NETWORKS)
     if not config.log_dir:
         fail("log_dir", "is required (the run directory for checkpoints, samples and logs)")

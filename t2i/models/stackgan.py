@@ -63,9 +63,16 @@ def _activate(x, activation, name):
 
 
 def _conv_bn(x, filters, kernel_size, name, bn, activation=None, strides=1):
-    """conv → BN (→ activation when given)."""
-    x = _conv(x, filters, kernel_size, name, strides=strides)
-    x = blocks.batch_norm(x, *bn, name=f"{name}_bn")
+    """conv → normalisation (→ activation when given).
+
+    `bn` is (epsilon, momentum) for BatchNorm, or (epsilon, momentum, normalization) with any of
+    `blocks.NORMALIZATIONS`; BatchNorm layers keep the "<name>_bn" names of the original networks.
+    """
+    epsilon, momentum = bn[:2]
+    normalization = bn[2] if len(bn) > 2 else "batch"
+    x = _conv(x, filters, kernel_size, name, strides=strides, use_bias=normalization == "none")
+    suffix = "bn" if normalization == "batch" else normalization
+    x = blocks.normalize(x, normalization, epsilon, momentum, name=f"{name}_{suffix}")
     return x if activation is None else _activate(x, activation, name)
 
 
@@ -112,6 +119,12 @@ def _discriminator_inputs(image_size, embedding_dim):
         return image, image, None
     embedding = keras.Input(shape=(embedding_dim,), name="embedding")
     return {"image": image, "embedding": embedding}, image, embedding
+
+
+def _check_normalization(normalization):
+    if normalization not in blocks.NORMALIZATIONS:
+        raise ValueError(f"normalization must be one of {blocks.NORMALIZATIONS}. "
+                         f"Received: normalization={normalization!r}")
 
 
 def _check_embedding_dim(embedding_dim):
@@ -241,16 +254,21 @@ class StackGANStage1Discriminator(keras.Model):
         bn_epsilon, bn_momentum: BatchNorm settings.
         num_labels: > 0 adds a TAC-GAN auxiliary head (Dash et al. 2017): per-label logits from the image features
             alone, before the text joins them, so it has to find the labels in the pixels.
+        normalization: of every conv after the first, "batch" (the original) or "layer" / "instance" / "none".
+            BatchNorm normalises the real, mismatched and fake batches each with its own statistics, so a feature
+            (and the auxiliary head reading it) means something different on fakes than on real images;
+            per-example normalisation scores every image on its own.
     """
 
     def __init__(self, image_size=64, embedding_dim=1024, ef_dim=128, df_dim=64, variant="simple", bn_epsilon=1e-5,
-                 bn_momentum=0.9, num_labels=0, **kwargs):
+                 bn_momentum=0.9, num_labels=0, normalization="batch", **kwargs):
         if not isinstance(num_labels, int) or isinstance(num_labels, bool) or num_labels < 0:
             raise ValueError(f"num_labels must be a non-negative integer. Received: num_labels={num_labels!r}")
         blocks.check_image_size(image_size, minimum=16)
         check_variant(variant)
         _check_embedding_dim(embedding_dim)
-        bn = (bn_epsilon, bn_momentum)
+        _check_normalization(normalization)
+        bn = (bn_epsilon, bn_momentum, normalization)
         inputs, x, embedding = _discriminator_inputs(image_size, embedding_dim)
         residual = STAGE1_DISCRIMINATOR_RESIDUAL[variant]
         last = len(STAGE1_DISCRIMINATOR_WIDTHS) - 1
@@ -279,6 +297,7 @@ class StackGANStage1Discriminator(keras.Model):
         self.bn_epsilon = bn_epsilon
         self.bn_momentum = bn_momentum
         self.num_labels = num_labels
+        self.normalization = normalization
 
     def get_config(self):
         return {
@@ -292,6 +311,7 @@ class StackGANStage1Discriminator(keras.Model):
             "bn_epsilon": self.bn_epsilon,
             "bn_momentum": self.bn_momentum,
             "num_labels": self.num_labels,
+            "normalization": self.normalization,
         }
 
 
@@ -430,14 +450,15 @@ class StackGANStage2Discriminator(keras.Model):
 
     Args:
         image_size: the Stage-II image side (4·S; 256 in the paper), a power of two in [64, 1024].
-        embedding_dim, ef_dim, df_dim, bn_epsilon, bn_momentum: as `StackGANStage1Discriminator`.
+        embedding_dim, ef_dim, df_dim, bn_epsilon, bn_momentum, normalization: as `StackGANStage1Discriminator`.
     """
 
     def __init__(self, image_size=256, embedding_dim=1024, ef_dim=128, df_dim=64, bn_epsilon=1e-5, bn_momentum=0.9,
-                 **kwargs):
+                 normalization="batch", **kwargs):
         blocks.check_image_size(image_size, minimum=64, maximum=1024)
         _check_embedding_dim(embedding_dim)
-        bn = (bn_epsilon, bn_momentum)
+        _check_normalization(normalization)
+        bn = (bn_epsilon, bn_momentum, normalization)
         inputs, x, embedding = _discriminator_inputs(image_size, embedding_dim)
         downsamplings = int(math.log2(image_size // STAGE2_DISCRIMINATOR_FEATURE_SIZE))
         for i in range(downsamplings):
@@ -462,6 +483,7 @@ class StackGANStage2Discriminator(keras.Model):
         self.df_dim = df_dim
         self.bn_epsilon = bn_epsilon
         self.bn_momentum = bn_momentum
+        self.normalization = normalization
 
     def get_config(self):
         return {
@@ -473,4 +495,5 @@ class StackGANStage2Discriminator(keras.Model):
             "df_dim": self.df_dim,
             "bn_epsilon": self.bn_epsilon,
             "bn_momentum": self.bn_momentum,
+            "normalization": self.normalization,
         }

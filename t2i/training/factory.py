@@ -102,7 +102,8 @@ def _text_networks(config, restore_stage1=False):
             stackgan.StackGANStage1Discriminator(
                 image_size=config.image_size, embedding_dim=embedding_dim, ef_dim=config.ca_dim,
                 df_dim=config.df_dim, variant=config.stackgan_variant, name="discriminator",
-                num_labels=shapes.NUM_LABELS if config.text_aux_weight > 0 else 0, **bn),
+                num_labels=shapes.NUM_LABELS if config.text_aux_weight > 0 else 0,
+                normalization=config.resolved_normalization, **bn),
         )
     stage1, _ = _text_networks(stage1_config(config))
     if restore_stage1:
@@ -121,7 +122,8 @@ def _text_networks(config, restore_stage1=False):
     return (
         stackgan.StackGANStage2Generator(stage1, gf_dim=config.gf_dim, ef_dim=config.ca_dim, name="generator", **bn),
         stackgan.StackGANStage2Discriminator(image_size=config.image_size, embedding_dim=embedding_dim,
-                                             ef_dim=config.ca_dim, df_dim=config.df_dim, name="discriminator", **bn),
+                                             ef_dim=config.ca_dim, df_dim=config.df_dim, name="discriminator",
+                                             normalization=config.resolved_normalization, **bn),
     )
 
 

@@ -51,6 +51,7 @@ def test_flags_override_preset_values(tmp_path):
     (dict(lr_schedule="step"), "--lr_decay_steps"),
     (dict(export_dir="out"), "--export_name"),
     (dict(channels=1), "--channels"),
+    (dict(model="began", normalization="layer"), "--normalization"),
 ])
 def test_bad_values_name_the_flag(changes, flag, tmp_path):
     config = dataclasses.replace(configs.TrainConfig(log_dir=str(tmp_path), steps=5), **changes)
