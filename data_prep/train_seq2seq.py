@@ -7,6 +7,11 @@
 Every caption of every image of --split is a training sentence. Re-running with the same --output_dir resumes from its
 newest checkpoint (and keeps its vocabulary); --steps is the total to reach. The directory is then an
 --encoder_path for `--encoder=seq2seq` (see t2i.text.seq2seq for its files).
+
+--joint_weight=W also matches every caption's vector with its image (a small CNN, contrastive over the batch), so the
+vector carries what the image shows, as the text encoders of text-to-image GANs are trained:
+
+    python -m data_prep.train_seq2seq --dataset=shapes --steps=1500 --joint_weight=1 --output_dir=runs/joint_shapes
 """
 import sys
 
@@ -33,6 +38,11 @@ flags.DEFINE_integer("max_vocab", 0, "Cap on vocabulary entries, reserved tokens
 flags.DEFINE_enum("vector", "both", ["state", "bow", "both"],
                   "Sentence vector: encoder final state, mean word embedding, or both concatenated.")
 flags.DEFINE_float("lr", 1e-3, "Adam learning rate.")
+flags.DEFINE_float("joint_weight", 0.0,
+                   "Weight of the joint objective: match each caption's vector with its image (contrastive, as "
+                   "text encoders for text-to-image are trained); 0 = reconstruction only.")
+flags.DEFINE_integer("joint_image_size", 32, "Image side the joint objective reads its images at.")
+flags.DEFINE_integer("joint_dim", 128, "Size of the joint text-image embedding space.")
 flags.DEFINE_integer("checkpoint_every", 500, "Steps between checkpoints.")
 flags.DEFINE_integer("seed", 0, "Seed for weights and batch order.")
 
@@ -60,7 +70,8 @@ def main(argv):
             corpus, FLAGS.output_dir, FLAGS.steps, batch_size=FLAGS.batch_size, max_length=FLAGS.max_length,
             embedding_dim=FLAGS.embedding_dim, units=FLAGS.units, min_count=FLAGS.min_count,
             max_vocab=FLAGS.max_vocab or None, lr=FLAGS.lr, checkpoint_every=FLAGS.checkpoint_every,
-            seed=FLAGS.seed, vector=FLAGS.vector,
+            seed=FLAGS.seed, vector=FLAGS.vector, joint_weight=FLAGS.joint_weight,
+            joint_image_size=FLAGS.joint_image_size, joint_dim=FLAGS.joint_dim,
         )
     except (ValueError, OSError, NonFiniteLossError) as error:
         # Bad flags and bad files are the user's to fix: one line, no traceback, unless --verbosity asks for it.

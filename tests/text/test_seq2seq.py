@@ -214,3 +214,39 @@ def test_binary_bad_flags_give_one_error_line_and_exit_code_1(tmp_path, args, ex
     errors = [line for line in out.stderr.splitlines() if line.startswith("train_seq2seq: error:")]
     assert len(errors) == 1 and expected in errors[0], out.stderr
     assert "Traceback" not in out.stderr
+
+
+def _label_probe_accuracy(directory, corpus):
+    """Top-k accuracy of a ridge regression from the encoder's vectors to the captions' labels (fit on them)."""
+    from t2i.evaluation.evaluate import caption_labels, iclevr_accuracy
+
+    sentences = seq2seq.corpus_sentences(corpus)
+    vectors = seq2seq.load(directory)(tf.constant(sentences)).numpy()
+    labels = np.stack([caption_labels(s) for s in sentences])
+    features = np.c_[(vectors - vectors.mean(0)) / (vectors.std(0) + 1e-6), np.ones(len(vectors))]
+    weights = np.linalg.solve(features.T @ features + np.eye(features.shape[1]), features.T @ labels)
+    return iclevr_accuracy(features @ weights, labels)
+
+
+def test_joint_objective_puts_the_images_content_into_the_vector(tmp_path):
+    corpus = shapes_corpus(48)  # 480 captions of 48 images
+    args = dict(steps=120, batch_size=32, lr=1e-2, checkpoint_every=60, seed=0, **TINY)
+    plain = seq2seq.train_seq2seq(corpus, str(tmp_path / "plain"), **args)
+    joint = seq2seq.train_seq2seq(corpus, str(tmp_path / "joint"), joint_weight=1.0, joint_image_size=32,
+                                  joint_dim=16, **args)
+    assert len(joint.losses) == 120 and all(np.isfinite(joint.losses))
+    config = json.loads((tmp_path / "joint" / "seq2seq.json").read_text())
+    assert (config["objective"], config["joint_weight"]) == ("reconstruction+joint", 1.0)
+    assert json.loads((tmp_path / "plain" / "seq2seq.json").read_text())["objective"] == "reconstruction"
+    # The encoder directory is the usual one: the same layer loads it, the vector has the same size.
+    assert seq2seq.load(str(tmp_path / "joint")).dim == seq2seq.load(str(tmp_path / "plain")).dim == 48
+    plain_accuracy = _label_probe_accuracy(str(tmp_path / "plain"), corpus)
+    joint_accuracy = _label_probe_accuracy(str(tmp_path / "joint"), corpus)
+    # Measured at seed 0: 0.53 reconstruction only, 0.74 with the joint objective.
+    assert joint_accuracy > plain_accuracy + 0.1, (plain_accuracy, joint_accuracy)
+    # The joint objective's parts are checkpointed: a resumed run needs the same objective.
+    with pytest.raises(seq2seq.Seq2SeqError, match="joint_weight=1.0.*Received: joint_weight=0.0"):
+        seq2seq.train_seq2seq(corpus, str(tmp_path / "joint"), **dict(args, steps=130))
+    resumed = seq2seq.train_seq2seq(corpus, str(tmp_path / "joint"), joint_weight=1.0, joint_image_size=32,
+                                    joint_dim=16, **dict(args, steps=130))
+    assert (resumed.resumed_from, resumed.step) == (120, 130)
