@@ -90,6 +90,9 @@ flags.DEFINE_integer("num_mean", _DEFAULTS.num_mean, "Captions averaged with --e
 flags.DEFINE_bool("use_text", _DEFAULTS.use_text, "Text models: --nouse_text trains the unconditional StackGAN.")
 flags.DEFINE_integer("ca_dim", _DEFAULTS.ca_dim, "Conditioning Augmentation code size (StackGAN: 128).")
 flags.DEFINE_float("kl_weight", _DEFAULTS.kl_weight, "Weight of the CA KL term in the generator loss (StackGAN: 2).")
+flags.DEFINE_bool("standardize_embeddings", _DEFAULTS.standardize_embeddings,
+                  "StackGAN: standardise caption embeddings per dimension (training-set mean/std, saved with the "
+                  "networks) before CA and the discriminator's text branch.")
 flags.DEFINE_float("text_aux_weight", _DEFAULTS.text_aux_weight,
                    "stackgan_stage1 on shapes: weight of a TAC-GAN auxiliary classifier (Dash et al. 2017) that "
                    "learns the image's 24 labels from real images; the generator's fakes must show the labels of "
@@ -120,6 +123,10 @@ flags.DEFINE_float("replay_fraction", _DEFAULTS.replay_fraction, "Share of each 
 flags.DEFINE_string("loss", _DEFAULTS.loss, "minimax, non_saturating, hinge, wasserstein or least_squares.")
 flags.DEFINE_float("label_smoothing", _DEFAULTS.label_smoothing, "One-sided label smoothing of real targets.")
 flags.DEFINE_float("gp_weight", _DEFAULTS.gp_weight, "Gradient-penalty weight λ (0 = off; WGAN-GP uses 10).")
+flags.DEFINE_float("ema_decay", _DEFAULTS.ema_decay,
+                   "Decay of the generator's exponential moving average (0 = none); grids and exports use it.")
+flags.DEFINE_float("mode_seeking_weight", _DEFAULTS.mode_seeking_weight,
+                   "Mode-seeking (MSGAN) weight: pairs of fakes of one condition are pushed apart (0 = off).")
 flags.DEFINE_integer("n_critic", _DEFAULTS.n_critic, "Discriminator updates per batch.")
 flags.DEFINE_integer("n_gen", _DEFAULTS.n_gen, "Generator updates per batch.")
 flags.DEFINE_integer("batch_size", _DEFAULTS.batch_size, "Global batch size (split across replicas).")

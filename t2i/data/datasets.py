@@ -105,6 +105,36 @@ def text_embedding_dim(config):
         return handle.dim
 
 
+def text_embedding_statistics(config, block=1024):
+    """(mean, std), float32 [D] each, over every caption embedding of the config's training data (the HDF5 file's
+    rows, or the StackGAN pickles'); computed in float64 one block of rows at a time. A dimension that never varies
+    gets std 1 (it is only shifted)."""
+    if config.dataset == "stackgan":
+        from t2i.data import stackgan_pickles
+
+        values = np.asarray(stackgan_pickles.load_stackgan_split(config.data_dir, "train").embeddings, np.float64)
+        values = values.reshape(-1, values.shape[-1])
+        mean, var = values.mean(0), values.var(0)
+    else:
+        from t2i.data import embeddings
+
+        with embeddings.read_embeddings(config.embeddings) as handle:
+            rows = handle.embeddings
+            count, total, squares = 0, np.zeros(rows.shape[-1]), np.zeros(rows.shape[-1])
+            shift = np.asarray(rows[0], np.float64).reshape(-1, rows.shape[-1]).mean(0)  # keeps the sums accurate
+            for start in range(0, rows.shape[0], block):
+                values = np.asarray(rows[start:start + block], np.float64).reshape(-1, rows.shape[-1]) - shift
+                count += len(values)
+                total += values.sum(0)
+                squares += np.square(values).sum(0)
+        mean = total / count
+        var = np.maximum(squares / count - np.square(mean), 0.0)
+        mean = mean + shift
+    std = np.sqrt(var)
+    std = np.where(std > 1e-8 * max(1.0, float(np.abs(mean).max())), std, 1.0)
+    return mean.astype(np.float32), std.astype(np.float32)
+
+
 def text_encoder_record(config):
     """(encoder kind, encoder path) recorded in the embeddings file ("" when unknown, e.g. imported files)."""
     if config.dataset == "stackgan" or not config.embeddings:

@@ -616,7 +616,7 @@ def run_evaluation(evaluator, log_dir="", checkpoint="", saved_model="", all_che
     for index, path in enumerate(paths):
         start = time.perf_counter()
         if index:
-            tf.train.Checkpoint(generator=generator).restore(path).expect_partial()
+            run.restore_generator_weights(generator, config, path)
         scored = score(generate_from_generator(generator, config, num_images, seed, batch_size), evaluator,
                        reference, batch_size)
         record = finish(scored, checkpoint_step(path), path, start, config.model)

@@ -91,3 +91,43 @@ class ConditioningAugmentation(keras.layers.Layer):
             "seed": self.seed,
         })
         return config
+
+
+@keras.saving.register_keras_serializable(package="t2i")
+class EmbeddingStandardization(keras.layers.Layer):
+    """Embedding [B, D] → (embedding − m) / s per dimension, with m and s the training embeddings' mean and
+    standard deviation (non-trainable weights, set once by `set_statistics` and saved with the model).
+
+    Sentence encoders differ in scale by orders of magnitude (skip-thought's L2-normalised 4800-d halves have
+    per-dimension spreads near 0.01, a seq2seq state about 0.3). Behind an N(0, 0.02)-initialised dense layer that
+    scale is the strength of the text signal: Conditioning Augmentation adds unit-variance noise to μ(embedding),
+    and with a small-scale encoder μ starts two orders of magnitude below the noise, so the generator learns to
+    ignore the text before it can learn to read it. Standardising makes the text path's starting strength the same
+    for every encoder.
+
+    Starts as the identity (m = 0, s = 1).
+    """
+
+    def build(self, input_shape):
+        dim = int(input_shape[-1])
+        self.mean = self.add_weight(name="mean", shape=(dim,), initializer="zeros", trainable=False)
+        self.std = self.add_weight(name="std", shape=(dim,), initializer="ones", trainable=False)
+
+    def set_statistics(self, mean, std):
+        """Sets m and s ([D] each; s > 0)."""
+        import numpy as np
+
+        mean, std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
+        if mean.shape != tuple(self.mean.shape) or std.shape != tuple(self.std.shape) or not np.all(std > 0):
+            raise ValueError(f"EmbeddingStandardization needs a mean and a positive std of shape "
+                             f"{tuple(self.mean.shape)}. Received: mean.shape={mean.shape}, std.shape={std.shape}, "
+                             f"min std={float(std.min()) if std.size else None}")
+        self.mean.assign(mean)
+        self.std.assign(std)
+
+    def call(self, embedding):
+        embedding = ops.cast(embedding, self.compute_dtype)
+        return (embedding - ops.cast(self.mean, self.compute_dtype)) / ops.cast(self.std, self.compute_dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape

@@ -17,7 +17,7 @@ import math
 import keras
 
 from t2i.layers import blocks
-from t2i.layers.conditioning import ConditioningAugmentation
+from t2i.layers.conditioning import ConditioningAugmentation, EmbeddingStandardization
 
 VARIANTS = ("simple", "complex")
 LEAKY_SLOPE = 0.2
@@ -121,6 +121,17 @@ def _discriminator_inputs(image_size, embedding_dim):
     return {"image": image, "embedding": embedding}, image, embedding
 
 
+STANDARDIZATION_LAYER = "embedding_standardization"
+
+
+def _standardized(embedding, standardize):
+    """The embedding input, through an `EmbeddingStandardization` layer when `standardize` (its statistics are set
+    from the training embeddings by `t2i.training.factory` and saved with the weights)."""
+    if not standardize:
+        return embedding
+    return EmbeddingStandardization(name=STANDARDIZATION_LAYER)(embedding)
+
+
 def _check_normalization(normalization):
     if normalization not in blocks.NORMALIZATIONS:
         raise ValueError(f"normalization must be one of {blocks.NORMALIZATIONS}. "
@@ -152,10 +163,14 @@ class StackGANStage1Generator(keras.Model):
         ca_activation: "leaky_relu" (original TF StackGAN) or "relu" (PyTorch StackGAN).
         ca_seed: seed of the CA noise (None: random).
         bn_epsilon, bn_momentum: BatchNorm settings.
+        standardize_embedding: standardise the embedding per dimension before CA (layer
+            "embedding_standardization", `EmbeddingStandardization`), so that the text signal starts as strong as
+            CA's unit noise whatever the encoder's scale.
     """
 
     def __init__(self, image_size=64, noise_dim=100, embedding_dim=1024, ef_dim=128, gf_dim=128, variant="simple",
-                 ca_activation="leaky_relu", ca_seed=None, bn_epsilon=1e-5, bn_momentum=0.9, **kwargs):
+                 ca_activation="leaky_relu", ca_seed=None, bn_epsilon=1e-5, bn_momentum=0.9,
+                 standardize_embedding=False, **kwargs):
         blocks.check_image_size(image_size, minimum=16)
         check_variant(variant)
         _check_embedding_dim(embedding_dim)
@@ -163,7 +178,8 @@ class StackGANStage1Generator(keras.Model):
         noise = keras.Input(shape=(noise_dim,), name="noise")
         if embedding_dim > 0:
             embedding = keras.Input(shape=(embedding_dim,), name="embedding")
-            code = ConditioningAugmentation(ef_dim, activation=ca_activation, seed=ca_seed, name="ca")(embedding)
+            code = ConditioningAugmentation(ef_dim, activation=ca_activation, seed=ca_seed, name="ca")(
+                _standardized(embedding, standardize_embedding))
             x = keras.layers.Concatenate(name="code_noise")([code, noise])
             inputs = {"noise": noise, "embedding": embedding}
         else:
@@ -207,6 +223,7 @@ class StackGANStage1Generator(keras.Model):
         self.ca_seed = ca_seed
         self.bn_epsilon = bn_epsilon
         self.bn_momentum = bn_momentum
+        self.standardize_embedding = bool(standardize_embedding and embedding_dim > 0)
 
     def ca_statistics(self, embedding):
         """(μ, log σ) of the Conditioning Augmentation Gaussian for `embedding` [B, embedding_dim]."""
@@ -226,6 +243,7 @@ class StackGANStage1Generator(keras.Model):
             "ca_seed": self.ca_seed,
             "bn_epsilon": self.bn_epsilon,
             "bn_momentum": self.bn_momentum,
+            "standardize_embedding": self.standardize_embedding,
         }
 
 
@@ -233,6 +251,8 @@ def _ca_statistics(model, embedding):
     if model.embedding_dim <= 0:
         raise ValueError(f"An unconditional {type(model).__name__} has no Conditioning Augmentation. "
                          f"Received: embedding_dim={model.embedding_dim}")
+    if model.standardize_embedding:
+        embedding = model.get_layer(STANDARDIZATION_LAYER)(embedding)
     return model.get_layer("ca").statistics(embedding)
 
 
@@ -258,10 +278,11 @@ class StackGANStage1Discriminator(keras.Model):
             BatchNorm normalises the real, mismatched and fake batches each with its own statistics, so a feature
             (and the auxiliary head reading it) means something different on fakes than on real images;
             per-example normalisation scores every image on its own.
+        standardize_embedding: standardise the embedding before the text branch (as the generator's).
     """
 
     def __init__(self, image_size=64, embedding_dim=1024, ef_dim=128, df_dim=64, variant="simple", bn_epsilon=1e-5,
-                 bn_momentum=0.9, num_labels=0, normalization="batch", **kwargs):
+                 bn_momentum=0.9, num_labels=0, normalization="batch", standardize_embedding=False, **kwargs):
         if not isinstance(num_labels, int) or isinstance(num_labels, bool) or num_labels < 0:
             raise ValueError(f"num_labels must be a non-negative integer. Received: num_labels={num_labels!r}")
         blocks.check_image_size(image_size, minimum=16)
@@ -283,6 +304,8 @@ class StackGANStage1Discriminator(keras.Model):
                 x = _residual_block(x, convs, "leaky_relu", bn, name=f"{name}_residual")
             else:
                 x = _conv_bn(x, df_dim * multiplier, 4, name, bn, activation="leaky_relu", strides=2)
+        if embedding is not None:
+            embedding = _standardized(embedding, standardize_embedding)
         logits = _text_logits(x, embedding, ef_dim, df_dim, bn)
         outputs = logits
         if num_labels:
@@ -298,6 +321,7 @@ class StackGANStage1Discriminator(keras.Model):
         self.bn_momentum = bn_momentum
         self.num_labels = num_labels
         self.normalization = normalization
+        self.standardize_embedding = bool(standardize_embedding and embedding_dim > 0)
 
     def get_config(self):
         return {
@@ -312,6 +336,7 @@ class StackGANStage1Discriminator(keras.Model):
             "bn_momentum": self.bn_momentum,
             "num_labels": self.num_labels,
             "normalization": self.normalization,
+            "standardize_embedding": self.standardize_embedding,
         }
 
 
@@ -351,11 +376,13 @@ class StackGANStage2Generator(keras.Model):
         ef_dim: size of Stage-II's CA code; None → the Stage-I generator's ef_dim.
         encoded_size: side of the encoded Stage-I image (16), a power of two.
         num_residual: number of residual blocks (4).
-        ca_activation, ca_seed, bn_epsilon, bn_momentum: as `StackGANStage1Generator`.
+        ca_activation, ca_seed, bn_epsilon, bn_momentum, standardize_embedding: as `StackGANStage1Generator` (for
+            Stage-II's own CA; its Stage-I keeps its own setting).
     """
 
     def __init__(self, stage1_generator, gf_dim=128, ef_dim=None, encoded_size=16, num_residual=4,
-                 ca_activation="leaky_relu", ca_seed=None, bn_epsilon=1e-5, bn_momentum=0.9, **kwargs):
+                 ca_activation="leaky_relu", ca_seed=None, bn_epsilon=1e-5, bn_momentum=0.9,
+                 standardize_embedding=False, **kwargs):
         if not isinstance(stage1_generator, StackGANStage1Generator):
             raise ValueError(f"StackGANStage2Generator needs a StackGANStage1Generator. "
                              f"Received: stage1_generator={type(stage1_generator).__name__}")
@@ -382,7 +409,8 @@ class StackGANStage2Generator(keras.Model):
             x = _conv_bn(x, filters, 4, f"encode{i}", bn, activation="relu", strides=2)
         size = x.shape[1]
         if embedding is not None:
-            code = ConditioningAugmentation(ef_dim, activation=ca_activation, seed=ca_seed, name="ca")(embedding)
+            code = ConditioningAugmentation(ef_dim, activation=ca_activation, seed=ca_seed, name="ca")(
+                _standardized(embedding, standardize_embedding))
             x = keras.layers.Concatenate(name="image_code")([x, _tile(code, size, "code")])
         width = gf_dim * STAGE2_MAX_MULTIPLIER
         x = _conv_bn(x, width, 3, "joint", bn, activation="relu")
@@ -408,6 +436,7 @@ class StackGANStage2Generator(keras.Model):
         self.ca_seed = ca_seed
         self.bn_epsilon = bn_epsilon
         self.bn_momentum = bn_momentum
+        self.standardize_embedding = bool(standardize_embedding and embedding_dim > 0)
 
     @property
     def stage1(self):
@@ -431,6 +460,7 @@ class StackGANStage2Generator(keras.Model):
             "ca_seed": self.ca_seed,
             "bn_epsilon": self.bn_epsilon,
             "bn_momentum": self.bn_momentum,
+            "standardize_embedding": self.standardize_embedding,
         }
 
     @classmethod
@@ -450,11 +480,12 @@ class StackGANStage2Discriminator(keras.Model):
 
     Args:
         image_size: the Stage-II image side (4·S; 256 in the paper), a power of two in [64, 1024].
-        embedding_dim, ef_dim, df_dim, bn_epsilon, bn_momentum, normalization: as `StackGANStage1Discriminator`.
+        embedding_dim, ef_dim, df_dim, bn_epsilon, bn_momentum, normalization, standardize_embedding: as
+            `StackGANStage1Discriminator`.
     """
 
     def __init__(self, image_size=256, embedding_dim=1024, ef_dim=128, df_dim=64, bn_epsilon=1e-5, bn_momentum=0.9,
-                 normalization="batch", **kwargs):
+                 normalization="batch", standardize_embedding=False, **kwargs):
         blocks.check_image_size(image_size, minimum=64, maximum=1024)
         _check_embedding_dim(embedding_dim)
         _check_normalization(normalization)
@@ -474,6 +505,8 @@ class StackGANStage2Discriminator(keras.Model):
             multiplier //= 2
             x = _conv_bn(x, df_dim * multiplier, 3, f"reduce{i}", bn, activation="leaky_relu")
             i += 1
+        if embedding is not None:
+            embedding = _standardized(embedding, standardize_embedding)
         logits = _text_logits(x, embedding, ef_dim, df_dim, bn)
         super().__init__(inputs=inputs, outputs=logits, **kwargs)
 
@@ -484,6 +517,7 @@ class StackGANStage2Discriminator(keras.Model):
         self.bn_epsilon = bn_epsilon
         self.bn_momentum = bn_momentum
         self.normalization = normalization
+        self.standardize_embedding = bool(standardize_embedding and embedding_dim > 0)
 
     def get_config(self):
         return {
@@ -496,4 +530,5 @@ class StackGANStage2Discriminator(keras.Model):
             "bn_epsilon": self.bn_epsilon,
             "bn_momentum": self.bn_momentum,
             "normalization": self.normalization,
+            "standardize_embedding": self.standardize_embedding,
         }

@@ -63,7 +63,7 @@ class BEGANTrainer(BaseTrainer):
                 self.loss_real_tracker, self.loss_fake_tracker]
 
     def extra_state(self):
-        return {"began_k": self.k}
+        return dict(super().extra_state(), began_k=self.k)
 
     def train_step(self, batch):
         real = tf.cast(batch["image"], tf.float32)
@@ -93,6 +93,7 @@ class BEGANTrainer(BaseTrainer):
         global_real, global_fake = tf.distribute.get_replica_context().all_reduce("mean", [mean_real, mean_fake])
         new_k = began.equilibrium_update(self.k, global_real, global_fake, self.gamma, self.lambda_k)
         self.k.assign(new_k)
+        self.update_ema()
         self.global_step.assign_add(1)
 
         self.d_loss_tracker.update_state(tf.reduce_mean(per_example_d_loss))

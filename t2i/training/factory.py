@@ -86,6 +86,7 @@ def _text_networks(config, restore_stage1=False):
 
     embedding_dim = config.embedding_dim if config.uses_text else 0
     bn = dict(bn_epsilon=config.bn_epsilon, bn_momentum=config.bn_momentum)
+    standardize = dict(standardize_embedding=config.standardize_embeddings)
     if config.model == "hdgan":
         text = dict(embedding_dim=embedding_dim, ef_dim=config.ca_dim, max_filters=config.max_filters)
         return (
@@ -98,14 +99,16 @@ def _text_networks(config, restore_stage1=False):
         return (
             stackgan.StackGANStage1Generator(
                 image_size=config.image_size, noise_dim=config.noise_dim, embedding_dim=embedding_dim,
-                ef_dim=config.ca_dim, gf_dim=config.gf_dim, variant=config.stackgan_variant, name="generator", **bn),
+                ef_dim=config.ca_dim, gf_dim=config.gf_dim, variant=config.stackgan_variant, name="generator",
+                **standardize, **bn),
             stackgan.StackGANStage1Discriminator(
                 image_size=config.image_size, embedding_dim=embedding_dim, ef_dim=config.ca_dim,
                 df_dim=config.df_dim, variant=config.stackgan_variant, name="discriminator",
                 num_labels=shapes.NUM_LABELS if config.text_aux_weight > 0 else 0,
-                normalization=config.resolved_normalization, **bn),
+                normalization=config.resolved_normalization, **standardize, **bn),
         )
-    stage1, _ = _text_networks(stage1_config(config))
+    stage1_run = stage1_config(config)
+    stage1, _ = _text_networks(stage1_run)
     if restore_stage1:
         import tensorflow as tf
 
@@ -117,13 +120,15 @@ def _text_networks(config, restore_stage1=False):
 
             raise configs.ConfigError(f"--stage1_checkpoint: no checkpoint under "
                                       f"{run.checkpoint_dir(config.stage1_checkpoint)}")
-        tf.train.Checkpoint(generator=stage1).restore(path).expect_partial()
+        # The weights the Stage-I run samples with: its EMA generator's when it kept one.
+        run.restore_generator_weights(stage1, stage1_run, path)
     stage1.trainable = config.fine_tune_stage1
     return (
-        stackgan.StackGANStage2Generator(stage1, gf_dim=config.gf_dim, ef_dim=config.ca_dim, name="generator", **bn),
+        stackgan.StackGANStage2Generator(stage1, gf_dim=config.gf_dim, ef_dim=config.ca_dim, name="generator",
+                                         **standardize, **bn),
         stackgan.StackGANStage2Discriminator(image_size=config.image_size, embedding_dim=embedding_dim,
                                              ef_dim=config.ca_dim, df_dim=config.df_dim, name="discriminator",
-                                             normalization=config.resolved_normalization, **bn),
+                                             normalization=config.resolved_normalization, **standardize, **bn),
     )
 
 
@@ -256,9 +261,29 @@ def build_trainer(config, total_steps):
         return _build_trainer(config, total_steps)
 
 
+def set_embedding_statistics(config, generator, discriminator):
+    """Sets the training embeddings' per-dimension mean and std on the networks' `EmbeddingStandardization` layers
+    (a Stage-II's Stage-I keeps the statistics restored from its own run); returns how many layers were set."""
+    from t2i.layers.conditioning import EmbeddingStandardization
+
+    mean, std = datasets.text_embedding_statistics(config)
+    inner = getattr(generator, "stage1", None)
+    skip = {id(layer) for layer in inner._flatten_layers()} if inner is not None else set()
+    layers = [layer for model in (generator, discriminator) for layer in model._flatten_layers()
+              if isinstance(layer, EmbeddingStandardization) and id(layer) not in skip]
+    for layer in layers:
+        layer.set_statistics(mean, std)
+    return len(layers)
+
+
 def _build_trainer(config, total_steps):
     generator, discriminator = build_networks(config, restore_stage1=True)
+    if config.standardize_embeddings:
+        set_embedding_statistics(config, generator, discriminator)
     common = dict(num_samples=config.num_samples, sample_seed=config.seed)
+    if config.ema_decay > 0:
+        # Same architecture, built again (a Stage-II's Stage-I included); the trainer copies the weights in.
+        common.update(ema_generator=build_generator(config), ema_decay=config.ema_decay)
     if config.model == "began":
         trainer = BEGANTrainer(generator, discriminator, gamma=config.began_gamma, lambda_k=config.began_lambda_k,
                                **common)
@@ -281,7 +306,7 @@ def _build_trainer(config, total_steps):
         adversarial = dict(
             adversarial_loss=config.loss, n_critic=config.n_critic, n_gen=config.n_gen,
             label_smoothing=config.label_smoothing, gradient_penalty_weight=config.gp_weight,
-            replay_buffer=_replay_buffer(config), **common,
+            replay_buffer=_replay_buffer(config), mode_seeking_weight=config.mode_seeking_weight, **common,
         )
         if config.model in configs.TEXT_MODELS:
             trainer = _text_trainer(config, generator, discriminator, adversarial)

@@ -25,6 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from t2i.losses import adversarial
+from t2i.losses.diversity import mode_seeking_loss
 from t2i.losses.penalties import gradient_penalty
 
 NOISE_DISTRIBUTIONS = ("normal", "uniform")
@@ -34,19 +35,31 @@ NOISE_DISTRIBUTIONS = ("normal", "uniform")
 class BaseTrainer(keras.Model):
     """What every t2i trainer shares: two networks, two optimizers, a global step, fixed sample inputs.
 
-    Subclasses implement `train_step`; `t2i.training.run` relies only on what is defined here:
-    `generator`, `discriminator`, `g_optimizer`, `d_optimizer`, `global_step`, `metrics`, `sample_inputs()`,
-    `generate(inputs)` and `extra_state()` (further trackables to checkpoint, e.g. BEGAN's k).
+    Subclasses implement `train_step` and call `update_ema()` after their generator updates; `t2i.training.run`
+    relies only on what is defined here: `generator`, `discriminator`, `g_optimizer`, `d_optimizer`, `global_step`,
+    `metrics`, `sample_inputs()`, `generate(inputs)`, `sampling_generator` and `extra_state()` (further trackables
+    to checkpoint, e.g. BEGAN's k).
+
+    Generator EMA: with `ema_generator` (a second instance of the generator's architecture) the trainer keeps an
+    exponential moving average of the generator's weights, θ_ema ← d·θ_ema + (1 − d)·θ after every generator step,
+    with d = min(ema_decay, (1 + t) / (10 + t)) at step t so that the average is not dominated by the initial
+    weights (the schedule of `tf.train.ExponentialMovingAverage` with num_updates). BatchNorm moving statistics and
+    other non-trainable state are copied, not averaged. Averaged weights sample better than the last iterate of the
+    adversarial game (Yazıcı et al. 2019, "The Unusual Effectiveness of Averaging in GAN Training"; Karras et al.
+    2018); the EMA generator is what grids, exports and `generator.keras` use.
 
     Args:
         generator: a Keras model producing images in [-1, 1].
         discriminator: a Keras model scoring images.
         noise_distribution: "normal" (N(0, I)) or "uniform" (U[-1, 1]).
         num_samples, sample_seed: the fixed inputs used for progress grids, identical across resumes.
+        ema_generator: None, or a model of the generator's architecture to hold the averaged weights; it starts as
+            a copy of the generator.
+        ema_decay: d, in (0, 1); used with `ema_generator`.
     """
 
     def __init__(self, generator, discriminator, noise_distribution="normal", num_samples=64, sample_seed=0,
-                 **kwargs):
+                 ema_generator=None, ema_decay=0.999, **kwargs):
         super().__init__(**kwargs)
         if noise_distribution not in NOISE_DISTRIBUTIONS:
             raise ValueError(
@@ -59,6 +72,17 @@ class BaseTrainer(keras.Model):
         self.noise_dim = getattr(generator, "noise_dim", None) or generator.inputs[0].shape[-1]
         self.num_samples = int(num_samples)
         self.sample_seed = int(sample_seed)
+        self.ema_generator = ema_generator
+        self.ema_decay = float(ema_decay)
+        self._ema_pairs = []
+        if ema_generator is not None:
+            if not 0.0 < self.ema_decay < 1.0:
+                raise ValueError(f"ema_decay must be in (0, 1). Received: ema_decay={ema_decay}")
+            if [tuple(v.shape) for v in ema_generator.weights] != [tuple(v.shape) for v in generator.weights]:
+                raise ValueError("ema_generator must have the generator's architecture (the same weights in the same "
+                                 "order). Received: an ema_generator with other weights")
+            ema_generator.set_weights(generator.get_weights())
+            self._ema_pairs = list(zip(ema_generator.weights, generator.weights))
         # Counts batches trained; checkpointed, so a resumed run continues at the right step.
         self.global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step",
                                        aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
@@ -103,7 +127,24 @@ class BaseTrainer(keras.Model):
 
     def extra_state(self):
         """Trackables besides networks, optimizers and the step that a checkpoint must hold (name → object)."""
-        return {}
+        return {"ema_generator": self.ema_generator} if self.ema_generator is not None else {}
+
+    @property
+    def sampling_generator(self):
+        """The generator to sample from: the EMA generator when there is one."""
+        return self.ema_generator if self.ema_generator is not None else self.generator
+
+    def update_ema(self):
+        """One EMA step of `ema_generator` towards the generator's current weights (nothing without one)."""
+        if not self._ema_pairs:
+            return
+        step = tf.cast(self.global_step, tf.float32)
+        decay = tf.minimum(self.ema_decay, (1.0 + step) / (10.0 + step))
+        for average, weight in self._ema_pairs:
+            if weight.trainable:
+                average.assign(decay * average + (1.0 - decay) * tf.cast(weight, average.dtype))
+            else:
+                average.assign(weight)
 
     def sample_noise(self, batch_size):
         shape = (batch_size, self.noise_dim)
@@ -125,8 +166,8 @@ class BaseTrainer(keras.Model):
         return self.fixed_noise(self.num_samples, self.sample_seed)
 
     def generate(self, inputs):
-        """Images in [-1, 1] from the generator in inference mode."""
-        return self.generator(inputs, training=False)
+        """Images in [-1, 1] from the sampling generator (the EMA one when kept) in inference mode."""
+        return self.sampling_generator(inputs, training=False)
 
     def metric_logs(self):
         """What `train_step` returns: {tracker name: result}, which Keras averages over the replicas.
@@ -184,11 +225,15 @@ class GANTrainer(BaseTrainer):
         gradient_penalty_weight: λ of the WGAN-GP penalty (0 disables it).
         replay_buffer: an optional `ReplayBuffer` of earlier fakes; part of every fake batch the discriminator
             sees is drawn from it.
+        mode_seeking_weight: λ of the mode-seeking term (MSGAN, `t2i.losses.diversity`) added to the generator
+            loss; 0 disables it. With it, fakes are made for the first half of the batch's conditions twice
+            (`fake_condition_batch`), so rows i and i + B/2 share a condition and differ only in their noise.
         **kwargs: `BaseTrainer` arguments (noise_distribution, num_samples, sample_seed).
     """
 
     def __init__(self, generator, discriminator, adversarial_loss="non_saturating", n_critic=1, n_gen=1,
-                 label_smoothing=0.0, gradient_penalty_weight=0.0, replay_buffer=None, **kwargs):
+                 label_smoothing=0.0, gradient_penalty_weight=0.0, replay_buffer=None, mode_seeking_weight=0.0,
+                 **kwargs):
         super().__init__(generator, discriminator, **kwargs)
         if n_critic < 1 or n_gen < 1:
             raise ValueError(f"n_critic and n_gen must be >= 1. Received: n_critic={n_critic}, n_gen={n_gen}")
@@ -210,20 +255,29 @@ class GANTrainer(BaseTrainer):
         self.label_smoothing = float(label_smoothing)
         self.gradient_penalty_weight = float(gradient_penalty_weight)
         self.replay_buffer = replay_buffer
+        if mode_seeking_weight < 0:
+            raise ValueError(f"mode_seeking_weight must be >= 0. Received: mode_seeking_weight={mode_seeking_weight}")
+        self.mode_seeking_weight = float(mode_seeking_weight)
         # Trackers must exist before the model is built (Keras refuses new state afterwards).
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
         self.gp_tracker = keras.metrics.Mean(name="gradient_penalty")
+        self.mode_seeking_tracker = keras.metrics.Mean(name="mode_seeking")
 
     @property
     def metrics(self):
         tracked = [self.d_loss_tracker, self.g_loss_tracker]
         if self.gradient_penalty_weight > 0:
             tracked.append(self.gp_tracker)
+        if self.mode_seeking_weight > 0:
+            tracked.append(self.mode_seeking_tracker)
         return tracked
 
     def extra_state(self):
-        return {"replay_buffer": self.replay_buffer} if self.replay_buffer is not None else {}
+        state = super().extra_state()
+        if self.replay_buffer is not None:
+            state["replay_buffer"] = self.replay_buffer
+        return state
 
     # -- hooks for conditional subclasses --------------------------------------------------------------------------
     def discriminate(self, images, batch, training=True):
@@ -255,6 +309,25 @@ class GANTrainer(BaseTrainer):
         """Batch keys that condition the networks; replayed fakes carry their own values for them."""
         return ()
 
+    def fake_condition_batch(self, batch):
+        """The batch whose conditions this step's fakes are made for: `batch` itself, or with mode seeking its first
+        half twice — every key but "image" gathered at rows [0, ..., h − 1, 0, ..., B − h − 1], h = B // 2 — so the
+        fakes of rows i and i + h (i < h) share a condition (labels, text embedding, class) and differ in z only."""
+        if self.mode_seeking_weight <= 0:
+            return batch
+        size = tf.shape(batch["image"])[0]
+        half = size // 2
+        rows = tf.concat([tf.range(half), tf.range(size - half)], axis=0)
+        return {key: value if key == "image" else tf.gather(value, rows) for key, value in batch.items()}
+
+    def mode_seeking_term(self, fake, noise):
+        """L_ms over the pairs (i, i + B/2) of `fake_condition_batch`; averaged over the outputs of a multi-scale
+        generator."""
+        half = tf.shape(noise)[0] // 2
+        losses = [mode_seeking_loss(images[:half], images[half:2 * half], noise[:half], noise[half:2 * half])
+                  for images in tf.nest.flatten(fake)]
+        return tf.add_n(losses) / len(losses)
+
     def _fake_batch(self, batch, fake):
         """(fake images, batch whose conditions belong to them): fresh fakes, or part of them from the replay."""
         if self.replay_buffer is None:
@@ -263,9 +336,10 @@ class GANTrainer(BaseTrainer):
         mixed, mixed_conditions, num_replayed = self.replay_buffer.mix(fake, conditions)
         return mixed, dict(batch, **mixed_conditions), num_replayed
 
-    def _discriminator_update(self, batch, fake):
+    def _discriminator_update(self, batch, fake, fake_batch=None):
+        """One discriminator step on the real `batch` and `fake`, made for the conditions of `fake_batch`."""
         real, fresh_fake = batch["image"], fake
-        fake, fake_batch, num_replayed = self._fake_batch(batch, fresh_fake)
+        fake, fake_batch, num_replayed = self._fake_batch(batch if fake_batch is None else fake_batch, fresh_fake)
         with tf.GradientTape() as tape:
             real_output = self.discriminate(real, batch, training=True)
             fake_output = self.discriminate(fake, fake_batch, training=True)
@@ -290,33 +364,46 @@ class GANTrainer(BaseTrainer):
             )
         return tf.reduce_mean(per_example), penalty, extras
 
-    def _generator_loss(self, batch, fake):
+    def _generator_loss(self, batch, fake, noise):
+        """(loss to differentiate, mean per-example loss, extras) for `fake` made from `noise` for `batch`'s
+        conditions; the mode-seeking term, a batch-level scalar, is divided among the replicas."""
         per_example, extras = self.generator_objective(batch, self.discriminate(fake, batch, training=True))
-        return tf.nn.compute_average_loss(per_example), tf.reduce_mean(per_example), extras
+        loss = tf.nn.compute_average_loss(per_example)
+        if self.mode_seeking_weight > 0:
+            mode_seeking = self.mode_seeking_term(fake, noise)
+            replicas = tf.distribute.get_replica_context().num_replicas_in_sync
+            loss += self.mode_seeking_weight * mode_seeking / replicas
+            extras = dict(extras, mode_seeking=mode_seeking)
+        return loss, tf.reduce_mean(per_example), extras
 
     def _generate_for(self, batch, batch_size):
-        return self.generator(self.generator_inputs(batch, self.sample_noise(batch_size)), training=True)
+        """(fakes for `batch`'s conditions, the noise they came from)."""
+        noise = self.sample_noise(batch_size)
+        return self.generator(self.generator_inputs(batch, noise), training=True), noise
 
     def train_step(self, batch):
         batch_size = tf.shape(batch["image"])[0]
+        fake_batch = self.fake_condition_batch(batch)
         for _ in range(self.n_critic - 1):
-            self._discriminator_update(batch, self._generate_for(batch, batch_size))
+            self._discriminator_update(batch, self._generate_for(fake_batch, batch_size)[0], fake_batch)
 
         g_variables = self.generator.trainable_variables
         with tf.GradientTape() as g_tape:
-            fake = self._generate_for(batch, batch_size)
+            fake, noise = self._generate_for(fake_batch, batch_size)
             with g_tape.stop_recording():
                 d_loss, penalty, d_extras = self._discriminator_update(
-                    batch, tf.nest.map_structure(tf.stop_gradient, fake)
+                    batch, tf.nest.map_structure(tf.stop_gradient, fake), fake_batch
                 )
-            g_loss, g_loss_mean, g_extras = self._generator_loss(batch, fake)
+            g_loss, g_loss_mean, g_extras = self._generator_loss(fake_batch, fake, noise)
         self.apply_generator_gradients(g_tape, g_loss, g_variables)
 
         for _ in range(self.n_gen - 1):
             with tf.GradientTape() as g_tape:
-                g_loss, g_loss_mean, g_extras = self._generator_loss(batch, self._generate_for(batch, batch_size))
+                fake, noise = self._generate_for(fake_batch, batch_size)
+                g_loss, g_loss_mean, g_extras = self._generator_loss(fake_batch, fake, noise)
             self.apply_generator_gradients(g_tape, g_loss, g_variables)
 
+        self.update_ema()
         self.global_step.assign_add(1)
         self.d_loss_tracker.update_state(d_loss)
         self.g_loss_tracker.update_state(g_loss_mean)

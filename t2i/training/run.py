@@ -172,23 +172,30 @@ def _train(config, chief, trainer, checkpoint, own_checkpoints, chief_checkpoint
     result.checkpoint = manager.latest_checkpoint
     result.samples = sampler.write() if sampler.last_path is None else sampler.last_path
     result.loss_curves = cb.plot_loss_curves(csv_path, os.path.join(config.log_dir, "loss_curves.png"))
-    trainer.generator.save(os.path.join(config.log_dir, "generator.keras"))
+    trainer.sampling_generator.save(os.path.join(config.log_dir, "generator.keras"))
     if config.export_dir:
-        result.export = export_generator(trainer.generator, config, config.export_dir, config.export_name)
+        result.export = export_generator(trainer.sampling_generator, config, config.export_dir, config.export_name)
         print(f"Exported the generator to {result.export}", flush=True)
     print(f"Done at step {result.step}: samples {result.samples}, checkpoint {result.checkpoint}", flush=True)
     return result
 
 
 def restore_generator(log_dir, checkpoint_path=None):
-    """The generator of a run, rebuilt from its config.json and restored from its newest (or a given) checkpoint."""
+    """The generator of a run, rebuilt from its config.json and restored from its newest (or a given) checkpoint:
+    the EMA weights when the run kept them (what its grids and exports show)."""
     config = configs.load(log_dir)
     generator = factory.build_generator(config)
     path = checkpoint_path or tf.train.latest_checkpoint(checkpoint_dir(log_dir))
     if not path:
         raise configs.ConfigError(f"--log_dir: no checkpoint under {checkpoint_dir(log_dir)}")
-    tf.train.Checkpoint(generator=generator).restore(path).expect_partial()
+    restore_generator_weights(generator, config, path)
     return generator, config, path
+
+
+def restore_generator_weights(generator, config, path):
+    """Loads the sampling generator's weights of checkpoint `path` (of a run with `config`) into `generator`."""
+    name = "ema_generator" if config.ema_decay > 0 else "generator"
+    tf.train.Checkpoint(**{name: generator}).restore(path).expect_partial()
 
 
 EXPORT_INPUTS = ("auto", "text", "embedding")

@@ -196,6 +196,7 @@ class SRGANTrainer(BaseTrainer):
         self.g_optimizer.apply_gradients(zip(self.gradients(g_tape, g_loss, g_variables, self.g_optimizer),
                                              g_variables))
 
+        self.update_ema()
         self.global_step.assign_add(1)
         self.d_loss_tracker.update_state(d_loss)
         self.g_loss_tracker.update_state(tf.reduce_mean(per_example))

@@ -264,4 +264,4 @@ class HDGANTrainer(TextGANTrainer):
 
     def generate(self, inputs):
         """The largest side output (the image the model is judged by)."""
-        return self.generator(inputs, training=False)[self.image_key]
+        return self.sampling_generator(inputs, training=False)[self.image_key]

@@ -106,3 +106,21 @@ print(np.abs(out[0][0].numpy() - out[0][1].numpy()).min(), np.abs(out[0][0].nump
     assert result.returncode == 0, result.stderr[-3000:]
     across_replicas, across_steps = map(float, result.stdout.split()[-2:])
     assert across_replicas > 0 and across_steps > 0
+
+
+def test_embedding_standardization_is_exact_and_saved_with_the_model(tmp_path):
+    from t2i.layers.conditioning import EmbeddingStandardization
+
+    inputs = keras.Input((3,), name="embedding")
+    layer = EmbeddingStandardization(name="standardize")
+    model = keras.Model(inputs, layer(inputs))
+    x = np.array([[1.0, 2.0, 3.0], [-1.0, 0.0, 5.0]], np.float32)
+    np.testing.assert_array_equal(model(x).numpy(), x)  # the identity until statistics are set
+    layer.set_statistics([1.0, 0.0, -2.0], [2.0, 0.5, 4.0])
+    np.testing.assert_allclose(model(x).numpy(), [[0.0, 4.0, 1.25], [-1.0, 0.0, 1.75]], rtol=1e-6)
+    model.save(tmp_path / "m.keras")
+    np.testing.assert_allclose(keras.models.load_model(tmp_path / "m.keras")(x).numpy(), model(x).numpy())
+    with pytest.raises(ValueError, match="positive std of shape"):
+        layer.set_statistics([0.0, 0.0, 0.0], [1.0, 0.0, 1.0])
+    with pytest.raises(ValueError, match="Received: mean.shape=\\(2,\\)"):
+        layer.set_statistics([0.0, 0.0], [1.0, 1.0])

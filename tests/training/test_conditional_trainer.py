@@ -74,6 +74,38 @@ def test_the_generator_is_called_with_the_batch_labels():
     assert set(inputs) == {"noise", "labels"}
 
 
+def test_mode_seeking_pairs_fakes_of_one_condition():
+    trainer = _build(ACGANTrainer, ConditionalDiscriminator(auxiliary=True, **SMALL), mode_seeking_weight=1.0)
+    batch = dict(_batch(), class_id=tf.constant([7, 8, 9, 10]))
+    paired = trainer.fake_condition_batch(batch)
+    # Rows 0, 1 then 0, 1 again: fakes i and i + 2 share labels (and every other condition), the images stay real.
+    np.testing.assert_array_equal(paired["label"].numpy(), batch["label"].numpy()[[0, 1, 0, 1]])
+    np.testing.assert_array_equal(paired["class_id"].numpy(), [7, 8, 7, 8])
+    assert paired["image"] is batch["image"]
+    odd = trainer.fake_condition_batch({"image": tf.zeros([5, 32, 32, 3]), "label": tf.constant(_labels(5))})
+    np.testing.assert_array_equal(odd["label"].numpy(), _labels(5)[[0, 1, 0, 1, 2]])
+    # Without the term the batch is used as it is.
+    plain = _build(ACGANTrainer, ConditionalDiscriminator(auxiliary=True, **SMALL))
+    assert plain.fake_condition_batch(batch) is batch and "mode_seeking" not in plain.train_step(_batch())
+
+
+def test_mode_seeking_term_is_added_to_the_generator_loss_with_its_weight():
+    for weight in (0.0, 5.0):
+        trainer = _build(ACGANTrainer, ConditionalDiscriminator(auxiliary=True, **SMALL), mode_seeking_weight=weight)
+        batch = trainer.fake_condition_batch(_batch())
+        noise = tf.random.stateless_normal([4, 8], seed=[3, 4])
+        fake = trainer.generator(trainer.generator_inputs(batch, noise), training=True)
+        expected = 1.0 / (np.mean(np.abs(fake[:2] - fake[2:])) / np.mean(np.abs(noise[:2] - noise[2:])) + 1e-5)
+        assert float(trainer.mode_seeking_term(fake, noise)) == pytest.approx(expected, rel=1e-5)
+        loss, mean_per_example, extras = trainer._generator_loss(batch, fake, noise)
+        assert float(loss) == pytest.approx(float(mean_per_example) + weight * expected, rel=1e-5)
+        assert ("mode_seeking" in extras) == (weight > 0)
+        logs = trainer.train_step(_batch())
+        assert ("mode_seeking" in logs) == (weight > 0)
+        if weight:
+            assert 0 < float(logs["mode_seeking"]) < 1 / 1e-5
+
+
 @pytest.mark.parametrize("aux_fake_weight", [1.0, 0.0])
 def test_acgan_first_step_losses_match_a_manual_computation(aux_fake_weight):
     """d_loss = BCE adversarial + w·(aux BCE on real + w_fake·aux BCE on fake), from the same weights and noise; the

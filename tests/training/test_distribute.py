@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CASES = ("dcgan", "wgan_gp", "stackgan", "dcgan_unsynchronised_bn")
+CASES = ("dcgan", "wgan_gp", "stackgan", "dcgan_unsynchronised_bn", "dcgan_ema")
 LEARNING_RATE = 0.01
 BATCH = 4
 NOISE_DIM = 8
@@ -37,7 +37,7 @@ CA_DIM = 4
 # -- the replicated runs (in a fresh process) ----------------------------------------------------------------------
 def _batch(case):
     rng = np.random.default_rng(0)
-    size = 16 if case == "stackgan" else 32
+    size = 16 if case == "stackgan" else 32  # dcgan_ema: the dcgan batch
     batch = {"image": rng.uniform(-1, 1, (BATCH, size, size, 3)).astype("float32"),
              "noise": rng.standard_normal((BATCH, NOISE_DIM)).astype("float32")}
     if case == "stackgan":
@@ -54,11 +54,11 @@ def _trainer_classes():
 
     class NoiseFromBatch(GANTrainer):
         def _generate_for(self, batch, batch_size):
-            return self.generator(self.generator_inputs(batch, batch["noise"]), training=True)
+            return self.generator(self.generator_inputs(batch, batch["noise"]), training=True), batch["noise"]
 
     class TextNoiseFromBatch(TextGANTrainer):
         def _generate_for(self, batch, batch_size):
-            return self.generator(self.generator_inputs(batch, batch["noise"]), training=True)
+            return self.generator(self.generator_inputs(batch, batch["noise"]), training=True), batch["noise"]
 
         def wrong_images(self, batch):
             return batch["wrong_image"], tf.ones([tf.shape(batch["image"])[0]])
@@ -113,7 +113,11 @@ def _build(case):
                                        n_critic=2, num_samples=4)
         else:
             discriminator = DCGANDiscriminator(image_size=32, base_filters=4, max_filters=16)
-            trainer = noise_from_batch(generator, discriminator, num_samples=4)
+            ema = {}
+            if case == "dcgan_ema":
+                ema = dict(ema_generator=DCGANGenerator(image_size=32, noise_dim=NOISE_DIM, base_filters=4,
+                                                        max_filters=16), ema_decay=0.9)
+            trainer = noise_from_batch(generator, discriminator, num_samples=4, **ema)
     trainer.compile(keras.optimizers.SGD(LEARNING_RATE), keras.optimizers.SGD(LEARNING_RATE))
     return trainer
 
@@ -126,6 +130,8 @@ def _one_step(case, strategy, initial=None, synchronise=False):
     with strategy.scope():
         trainer = _build(case)
     networks = (trainer.generator, trainer.discriminator)
+    if trainer.ema_generator is not None:
+        networks += (trainer.ema_generator,)
     if initial is not None:
         for network, weights in zip(networks, initial):
             network.set_weights(weights)
@@ -181,9 +187,10 @@ def _parity_main(output_dir):
     logs = {"replicas": mirrored.num_replicas_in_sync}
     for case in CASES:
         model = case.replace("_unsynchronised_bn", "")
+        synchronise = case != "dcgan_unsynchronised_bn"
         before, single, logs[f"{case}/single"] = _one_step(model, tf.distribute.get_strategy())
         _, replicated, logs[f"{case}/mirrored"] = _one_step(model, mirrored, initial=before,
-                                                            synchronise=case == model)
+                                                            synchronise=synchronise)
         arrays = {}
         for run, weights in (("before", before), ("single", single), ("mirrored", replicated)):
             for n, network in enumerate(weights):
@@ -207,14 +214,18 @@ def parity(tmp_path_factory):
         logs = json.load(f)
     assert logs["replicas"] == 2
 
-    def load(case):
+    def load(case, by_network=False):
+        """{run: flat list of the weights of every network} (or {run: [weights of network 0, 1, ...]}), logs."""
         arrays = np.load(output_dir / f"{case}.npz")
         runs = {}
         for key in arrays.files:
-            run, _, _ = key.split("/")
-            runs.setdefault(run, []).append((key, arrays[key]))
-        return {run: [value for _, value in sorted(items, key=lambda kv: tuple(map(int, kv[0].split("/")[1:])))]
-                for run, items in runs.items()}, {run: logs[f"{case}/{run}"] for run in ("single", "mirrored")}
+            run, network, index = key.split("/")
+            runs.setdefault(run, {}).setdefault(int(network), []).append((int(index), arrays[key]))
+        grouped = {run: [[value for _, value in sorted(networks[n], key=lambda item: item[0])]
+                         for n in sorted(networks)] for run, networks in runs.items()}
+        if not by_network:
+            grouped = {run: [w for network in networks for w in network] for run, networks in grouped.items()}
+        return grouped, {run: logs[f"{case}/{run}"] for run in ("single", "mirrored")}
 
     load.logs = logs
     return load
@@ -240,6 +251,24 @@ def test_a_mirrored_step_over_two_devices_equals_a_single_device_step(parity, ca
     expected = {"dcgan": {"d_loss", "g_loss"}, "wgan_gp": {"d_loss", "g_loss", "gradient_penalty"},
                 "stackgan": {"d_loss", "g_loss", "kl", "d_wrong"}}[case]
     assert set(logs["single"]) == expected
+
+
+@pytest.mark.slow
+def test_the_generator_ema_is_updated_alike_on_every_replica(parity):
+    weights, _ = parity("dcgan_ema")
+    _assert_same_update(weights)
+    networks, _ = parity("dcgan_ema", by_network=True)
+    (g0, _, ema0), (g1, _, ema1) = networks["before"], networks["single"]
+    # One step at t = 0: d = min(0.9, 1/10), so every averaged weight is 0.1·before + 0.9·new; BatchNorm moving
+    # statistics are copied (= new). The EMA started as a copy of the generator.
+    averaged = 0
+    for i, (start, before, average, new) in enumerate(zip(g0, ema0, ema1, g1)):
+        np.testing.assert_array_equal(start, before)
+        if np.allclose(average, new, rtol=1e-6, atol=1e-7):
+            continue
+        np.testing.assert_allclose(average, 0.1 * before + 0.9 * new, rtol=1e-5, atol=1e-6, err_msg=f"weight {i}")
+        averaged += 1
+    assert averaged >= len(g1) // 2
 
 
 @pytest.mark.slow

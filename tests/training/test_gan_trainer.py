@@ -90,3 +90,44 @@ def test_sample_inputs_are_fixed_by_seed():
     a, b = _trainer(sample_seed=3), _trainer(sample_seed=3)
     np.testing.assert_array_equal(a.sample_inputs(), b.sample_inputs())
     assert not np.array_equal(a.sample_inputs(), _trainer(sample_seed=4).sample_inputs())
+
+
+def _ema_trainer(decay=0.999):
+    keras.utils.set_random_seed(0)
+    small = dict(image_size=32, base_filters=4, max_filters=16)
+    trainer = GANTrainer(DCGANGenerator(noise_dim=8, **small), DCGANDiscriminator(**small), num_samples=4,
+                         ema_generator=DCGANGenerator(noise_dim=8, **small), ema_decay=decay)
+    trainer.compile(keras.optimizers.Adam(1e-3, beta_1=0.5), keras.optimizers.Adam(1e-3, beta_1=0.5))
+    return trainer
+
+
+def test_ema_generator_averages_trainable_weights_and_copies_statistics():
+    trainer = _ema_trainer(decay=0.999)
+    ema = trainer.ema_generator
+    for a, b in zip(ema.weights, trainer.generator.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())  # starts as a copy
+    batch = {"image": tf.random.stateless_uniform([4, 32, 32, 3], seed=[1, 2], minval=-1, maxval=1)}
+    for step in range(3):
+        before = [v.numpy().copy() for v in ema.weights]
+        trainer.train_step(batch)
+        # d = min(0.999, (1 + t) / (10 + t)) at step t: 0.1, 2/11, 0.25.
+        decay = min(0.999, (1 + step) / (10 + step))
+        for old, average, weight in zip(before, ema.weights, trainer.generator.weights):
+            expected = decay * old + (1 - decay) * weight.numpy() if weight.trainable else weight.numpy()
+            np.testing.assert_allclose(average.numpy(), expected, rtol=1e-5, atol=1e-7)
+    # The average lags the raw weights, and grids come from it.
+    assert any(not np.allclose(a.numpy(), b.numpy())
+               for a, b in zip(ema.weights, trainer.generator.weights) if b.trainable)
+    inputs = trainer.sample_inputs()
+    np.testing.assert_allclose(trainer.generate(inputs).numpy(), ema(inputs, training=False).numpy(), atol=1e-6)
+    assert trainer.sampling_generator is ema and "ema_generator" in trainer.extra_state()
+
+
+def test_ema_generator_must_match_and_decay_must_be_a_fraction():
+    small = dict(image_size=32, base_filters=4, max_filters=16)
+    with pytest.raises(ValueError, match="ema_decay"):
+        GANTrainer(DCGANGenerator(noise_dim=8, **small), DCGANDiscriminator(**small),
+                   ema_generator=DCGANGenerator(noise_dim=8, **small), ema_decay=1.0)
+    with pytest.raises(ValueError, match="architecture"):
+        GANTrainer(DCGANGenerator(noise_dim=8, **small), DCGANDiscriminator(**small),
+                   ema_generator=DCGANGenerator(noise_dim=9, **small))

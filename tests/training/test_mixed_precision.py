@@ -72,7 +72,7 @@ SEED = 0
 
 class _NoiseFromBatch(gan.GANTrainer):
     def _generate_for(self, batch, batch_size):
-        return self.generator(self.generator_inputs(batch, batch["noise"]), training=True)
+        return self.generator(self.generator_inputs(batch, batch["noise"]), training=True), batch["noise"]
 
 
 @pytest.mark.parametrize("overrides", [dict(model="dcgan"), WGAN_GP], ids=["dcgan", "wgan_gp"])

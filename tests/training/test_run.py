@@ -74,6 +74,26 @@ def test_resume_refuses_a_different_architecture(make_config):
         run.train(config.replace(image_size=64), verbose=0)
 
 
+def test_ema_run_checkpoints_samples_and_exports_the_averaged_generator(make_config):
+    config = make_config(steps=3, ema_decay=0.9)
+    result = run.train(config, verbose=0)
+    reader = tf.train.load_checkpoint(result.checkpoint)
+    saved = {name.split("/")[0] for name in reader.get_variable_to_shape_map()}
+    assert {"generator", "ema_generator"} <= saved
+    ema, _, _ = run.restore_generator(config.log_dir)
+    raw = run.factory.build_generator(config)
+    tf.train.Checkpoint(generator=raw).restore(result.checkpoint).expect_partial()
+    assert any(not np.allclose(a.numpy(), b.numpy()) for a, b in zip(ema.weights, raw.weights))
+    noise = np.random.default_rng(0).standard_normal((2, config.noise_dim)).astype("float32")
+    reloaded = tf.keras.models.load_model(os.path.join(config.log_dir, "generator.keras"))
+    np.testing.assert_allclose(reloaded(noise, training=False).numpy(), ema(noise, training=False).numpy(),
+                               atol=1e-6)
+    # Switching the EMA off (or on) for the same log_dir is refused: the checkpoint would not match.
+    with pytest.raises(configs.ConfigError, match=r"^--ema_decay: .*with a generator EMA"):
+        run.train(config.replace(steps=4, ema_decay=0.0), verbose=0)
+    assert run.train(config.replace(steps=4, ema_decay=0.99), verbose=0).resumed_from == 3
+
+
 def test_epochs_count_whole_passes_over_the_data(make_config):
     config = make_config(steps=0, epochs=2, num_examples=8, batch_size=4, checkpoint_every=100)
     assert run.train(config, verbose=0).step == 4

@@ -131,6 +131,43 @@ def test_kl_tracker_is_the_closed_form_of_the_ca_statistics(tmp_path, text_data)
     np.testing.assert_allclose(float(extras["kl"]), expected, rtol=1e-5)
 
 
+def test_standardized_embeddings_carry_the_files_statistics_into_both_networks(tmp_path, text_data):
+    import h5py
+
+    with h5py.File(text_data["embeddings"], "r") as f:
+        values = f["embeddings"][...].reshape(-1, text_data["dim"]).astype(np.float64)
+    mean, std = datasets.text_embedding_statistics(text_config(tmp_path / "stats", text_data))
+    np.testing.assert_allclose(mean, values.mean(0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(std, values.std(0), rtol=1e-4, atol=1e-6)
+
+    config = text_config(tmp_path / "run", text_data, standardize_embeddings=True, ema_decay=0.99)
+    trainer = factory.build_trainer(config, total_steps=2)
+    for model in (trainer.generator, trainer.discriminator, trainer.ema_generator):
+        layer = model.get_layer("embedding_standardization")
+        np.testing.assert_allclose(layer.mean.numpy(), mean, rtol=1e-6)
+        np.testing.assert_allclose(layer.std.numpy(), std, rtol=1e-6)
+    # CA (and so the KL term) reads the standardised embedding.
+    embedding = tf.constant(values[:3].astype(np.float32))
+    ca = trainer.generator.get_layer("ca")
+    for got, expected in zip(trainer.generator.ca_statistics(embedding),
+                             ca.statistics(tf.constant(((values[:3] - mean) / std).astype(np.float32)))):
+        np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-4, atol=1e-5)
+    assert np.isfinite(float(trainer.train_step(_batch(config))["kl"]))
+
+    # The statistics are weights: a run's checkpoint brings them back into a freshly built generator.
+    result = run.train(config, verbose=False)
+    restored, _, _ = run.restore_generator(result.log_dir)
+    np.testing.assert_allclose(restored.get_layer("embedding_standardization").std.numpy(), std, rtol=1e-6)
+
+
+def test_standardized_embeddings_are_refused_where_not_built(tmp_path, text_data):
+    from t2i import configs
+
+    with pytest.raises(configs.ConfigError, match="^--standardize_embeddings"):
+        configs.validate(text_config(tmp_path / "run", text_data, model="hdgan", image_size=32,
+                                     hdgan_scales="16,32", standardize_embeddings=True))
+
+
 def test_wrong_images_come_from_other_classes_when_the_batch_has_classes(tmp_path, text_data):
     trainer = factory.build_trainer(text_config(tmp_path / "run", text_data), total_steps=2)
     images = tf.reshape(tf.range(6, dtype=tf.float32), [6, 1, 1, 1]) * tf.ones([6, 2, 2, 3])
