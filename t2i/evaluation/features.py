@@ -330,7 +330,7 @@ class HubInception(SavedModelClassifier):
                          input_range=input_range, resize=resize, antialias=antialias, flag_name=flag_name, name=name)
 
     def _load(self, path):
-        import tensorflow_hub as hub  # only this extractor needs it; keeps `import t2i.evaluation` light.
+        from t2i.text.hub_encoder import hub  # only this extractor needs TF-Hub
 
         return hub.load(path)
 

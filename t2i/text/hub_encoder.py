@@ -15,10 +15,16 @@ so the layer works inside `tf.function`s and its variables are written into any 
 from __future__ import annotations
 
 import os
+import warnings
 
 import keras
 import tensorflow as tf
-import tensorflow_hub as hub
+
+with warnings.catch_warnings():
+    # tensorflow_hub 0.16 imports setuptools' pkg_resources only to compare version strings; the deprecation
+    # warning that import prints is about tensorflow_hub, not anything a t2i user can act on.
+    warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
+    import tensorflow_hub as hub
 
 __all__ = ["HubEncoderError", "HubSentenceEncoder", "load"]
 
