@@ -23,6 +23,7 @@ import warnings
 # Every module with `@keras.saving.register_keras_serializable(package="t2i")` objects.
 MODULES = (
     "t2i.layers.conditioning",
+    "t2i.layers.normalization",
     "t2i.layers.pixel_shuffle",
     "t2i.losses.perceptual",
     "t2i.models.dcgan",

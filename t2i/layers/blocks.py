@@ -16,8 +16,11 @@ def dcgan_init():
 
 
 def batch_norm(x, epsilon, momentum, name):
-    """BatchNorm with γ ~ N(1, 0.02), as the DCGAN reference initialises it."""
-    return keras.layers.BatchNormalization(
+    """BatchNorm with γ ~ N(1, 0.02), as the DCGAN reference initialises it (on TensorFlow's fused kernel:
+    `t2i.layers.normalization.FusedBatchNormalization`)."""
+    from t2i.layers.normalization import FusedBatchNormalization
+
+    return FusedBatchNormalization(
         epsilon=epsilon,
         momentum=momentum,
         gamma_initializer=keras.initializers.RandomNormal(mean=1.0, stddev=0.02),

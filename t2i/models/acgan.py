@@ -14,6 +14,7 @@ projection still reads φ(x), computed from the image alone.
 import keras
 
 from t2i.layers import blocks
+from t2i.layers.normalization import FusedBatchNormalization
 from t2i.models import dcgan
 
 
@@ -83,8 +84,8 @@ class ConditionalGenerator(keras.Model):
 def _conditional_norm(condition, bn_epsilon, bn_momentum):
     """A `dcgan.generator_body` norm: BatchNorm without its own γ/β, then scale and offset from the condition."""
     def norm(x, name):
-        x = keras.layers.BatchNormalization(epsilon=bn_epsilon, momentum=bn_momentum, center=False, scale=False,
-                                            name=name)(x)
+        x = FusedBatchNormalization(epsilon=bn_epsilon, momentum=bn_momentum, center=False, scale=False,
+                                    name=name)(x)
         return ConditionalScaleOffset(name=f"{name}_modulation")([x, condition])
     return norm
 

@@ -32,6 +32,7 @@ import keras
 
 from t2i.layers import blocks
 from t2i.layers.conditioning import ConditioningAugmentation
+from t2i.layers.normalization import FusedBatchNormalization
 
 # PyTorch BatchNorm defaults (Keras momentum 0.9 ≙ PyTorch 0.1), as in the reference implementation.
 BN_EPSILON = 1e-5
@@ -216,7 +217,7 @@ class _Ladder:
             conv = keras.layers.Conv2D(discriminator_filters(resolution, df_dim, max_filters), 4, strides=2,
                                        padding="same", use_bias=first, kernel_initializer=blocks.dcgan_init(),
                                        name=f"{name}_conv")
-            norm = None if first else keras.layers.BatchNormalization(
+            norm = None if first else FusedBatchNormalization(
                 epsilon=BN_EPSILON, momentum=BN_MOMENTUM,
                 gamma_initializer=keras.initializers.RandomNormal(mean=1.0, stddev=0.02), name=f"{name}_bn")
             activation = keras.layers.LeakyReLU(LEAKY_SLOPE, name=f"{name}_lrelu")
@@ -254,7 +255,7 @@ class _Heads:
             self.pair = [
                 keras.layers.Conv2D(discriminator_filters(BASE_RESOLUTION, df_dim, max_filters), 1, use_bias=False,
                                     kernel_initializer=init, name=f"{prefix}pair_conv"),
-                keras.layers.BatchNormalization(
+                FusedBatchNormalization(
                     epsilon=BN_EPSILON, momentum=BN_MOMENTUM,
                     gamma_initializer=keras.initializers.RandomNormal(mean=1.0, stddev=0.02), name=f"{prefix}pair_bn"),
                 keras.layers.LeakyReLU(LEAKY_SLOPE, name=f"{prefix}pair_lrelu"),

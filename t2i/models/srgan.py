@@ -12,6 +12,7 @@ import math
 
 import keras
 
+from t2i.layers.normalization import FusedBatchNormalization
 from t2i.layers.pixel_shuffle import PixelShuffle
 
 # PyTorch BatchNorm defaults (Keras momentum 0.9 ≙ PyTorch 0.1), which SRGAN reimplementations train with.
@@ -31,7 +32,7 @@ def _conv(x, filters, kernel_size, name, strides=1, use_bias=False):
 
 
 def _batch_norm(x, name):
-    return keras.layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
+    return FusedBatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
 
 
 def _prelu(x, name):

@@ -1,0 +1,71 @@
+"""FusedBatchNormalization: Keras' BatchNormalization, on TensorFlow's fused kernel in training."""
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from t2i.layers.normalization import FusedBatchNormalization
+
+
+def _pair(**kwargs):
+    layers = []
+    for cls in (keras.layers.BatchNormalization, FusedBatchNormalization):
+        keras.utils.set_random_seed(0)
+        layer = cls(gamma_initializer=keras.initializers.RandomNormal(1.0, 0.1),
+                    beta_initializer=keras.initializers.RandomNormal(0.0, 0.1), **kwargs)
+        layer.build((None, 5, 6, 7))
+        layers.append(layer)
+    return layers
+
+
+@pytest.mark.parametrize("kwargs", [dict(epsilon=1e-3, momentum=0.9), dict(epsilon=1e-5, momentum=0.99),
+                                    dict(center=False, scale=False, epsilon=1e-3)],
+                         ids=["default-eps", "small-eps", "no-affine"])
+def test_training_step_matches_keras_values_gradients_and_moving_statistics(kwargs):
+    x = tf.constant(np.random.default_rng(1).normal(2.0, 3.0, (4, 5, 6, 7)), tf.float32)
+    weights = tf.constant(np.random.default_rng(2).normal(size=(4, 5, 6, 7)), tf.float32)
+    results = []
+    for layer in _pair(**kwargs):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x, training=True)
+            loss = tf.reduce_sum(y * weights)
+        gradients = tape.gradient(loss, [x] + layer.trainable_weights)
+        results.append((y, gradients, layer.moving_mean.numpy(), layer.moving_variance.numpy(),
+                        layer(x, training=False)))
+    (y0, g0, m0, v0, i0), (y1, g1, m1, v1, i1) = results
+    # ε 1e-5 is raised to 1.001e-5 by the kernel: a 1e-3 relative change of ε, far below these tolerances.
+    np.testing.assert_allclose(y1.numpy(), y0.numpy(), rtol=1e-4, atol=1e-5)
+    for a, b in zip(g0, g1):
+        np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(m1, m0, rtol=1e-6)
+    np.testing.assert_allclose(v1, v0, rtol=1e-5)  # the biased batch variance, as Keras keeps
+    np.testing.assert_allclose(i1.numpy(), i0.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_the_fused_kernel_runs_in_training_and_keras_elsewhere():
+    layer = FusedBatchNormalization()
+    layer.build((None, 5, 6, 7))
+    graph = tf.function(lambda x: layer(x, training=True)).get_concrete_function(
+        tf.TensorSpec([2, 5, 6, 7])).graph
+    assert any(op.type.startswith("FusedBatchNorm") for op in graph.get_operations())
+    dense = FusedBatchNormalization()
+    dense.build((None, 7))
+    graph = tf.function(lambda x: dense(x, training=True)).get_concrete_function(tf.TensorSpec([2, 7])).graph
+    assert not any(op.type.startswith("FusedBatchNorm") for op in graph.get_operations())
+    layer.synchronized = True  # what t2i.training.distribute sets under a multi-replica strategy
+    graph = tf.function(lambda x: layer(x, training=True)).get_concrete_function(
+        tf.TensorSpec([2, 5, 6, 7])).graph
+    assert not any(op.type.startswith("FusedBatchNorm") for op in graph.get_operations())
+
+
+def test_round_trips_through_a_keras_file(tmp_path):
+    inputs = keras.Input((5, 6, 7))
+    model = keras.Model(inputs, FusedBatchNormalization(momentum=0.8, epsilon=1e-4, name="bn")(inputs))
+    model.get_layer("bn").moving_mean.assign(np.arange(7, dtype=np.float32))
+    model.save(tmp_path / "m.keras")
+    reloaded = keras.models.load_model(tmp_path / "m.keras")
+    assert type(reloaded.get_layer("bn")) is FusedBatchNormalization
+    assert reloaded.get_layer("bn").get_config() == model.get_layer("bn").get_config()
+    x = np.random.default_rng(0).normal(size=(2, 5, 6, 7)).astype(np.float32)
+    np.testing.assert_allclose(reloaded(x).numpy(), model(x).numpy(), rtol=1e-6)
