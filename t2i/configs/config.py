@@ -296,10 +296,11 @@ PRESETS = {
     # the "simple" networks with z 100 and Adam 4e-4 learnt about as fast per step as "complex" at half the cost, and
     # df 16 (0.54 at 4000 steps) beat df 32 with D at 2e-4. KL 0.2 (2 kept the code near N(0, I)).
     "stackgan_shapes": dict(
-        model="stackgan_stage1", dataset="shapes", image_size=32, batch_size=64, steps=1200, noise_dim=100,
+        model="stackgan_stage1", dataset="shapes", image_size=32, batch_size=64, steps=1000, num_examples=5000,
+        noise_dim=100,
         ca_dim=128, kl_weight=0.2, gf_dim=32, df_dim=16, stackgan_variant="simple", normalization="layer",
         standardize_embeddings=True, text_aux_weight=16.0, ema_decay=0.999, lr_g=4e-4, lr_d=4e-4, beta1=0.5,
-        loss="non_saturating", sample_every=400, checkpoint_every=400, keep_checkpoints=20,
+        loss="non_saturating", sample_every=250, checkpoint_every=250, keep_checkpoints=20,
     ),
 }
 
