@@ -246,8 +246,10 @@ def test_a_mirrored_step_over_two_devices_equals_a_single_device_step(parity, ca
     _assert_same_update(weights)
     # Reported metrics are over the global batch, not one replica's half.
     assert logs["mirrored"].keys() == logs["single"].keys()
+    # One device runs BatchNorm on TensorFlow's fused kernel, two replicas on Keras' synchronised BatchNorm (ε 1e-5,
+    # which the fused kernel raises to 1.001e-5): the same maths in other kernels, so losses agree to 1e-4, not 1e-5.
     for name, value in logs["single"].items():
-        assert logs["mirrored"][name] == pytest.approx(value, rel=1e-5, abs=1e-6), name
+        assert logs["mirrored"][name] == pytest.approx(value, rel=1e-4, abs=1e-6), name
     expected = {"dcgan": {"d_loss", "g_loss"}, "wgan_gp": {"d_loss", "g_loss", "gradient_penalty"},
                 "stackgan": {"d_loss", "g_loss", "kl", "d_wrong"}}[case]
     assert set(logs["single"]) == expected
