@@ -69,3 +69,12 @@ def test_round_trips_through_a_keras_file(tmp_path):
     assert reloaded.get_layer("bn").get_config() == model.get_layer("bn").get_config()
     x = np.random.default_rng(0).normal(size=(2, 5, 6, 7)).astype(np.float32)
     np.testing.assert_allclose(reloaded(x).numpy(), model(x).numpy(), rtol=1e-6)
+
+
+def test_one_value_per_channel_keeps_the_moving_variance_finite():
+    layer = FusedBatchNormalization(momentum=0.5)
+    x = tf.constant(np.arange(3, dtype=np.float32).reshape(1, 1, 1, 3))
+    y = layer(x, training=True)
+    np.testing.assert_allclose(y.numpy(), 0.0, atol=1e-6)  # (x - mean) is 0 for a batch of one value
+    np.testing.assert_allclose(layer.moving_mean.numpy(), 0.5 * np.arange(3), rtol=1e-6)
+    np.testing.assert_allclose(layer.moving_variance.numpy(), 0.5 * np.ones(3), rtol=1e-6)  # biased variance 0
