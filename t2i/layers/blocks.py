@@ -1,11 +1,13 @@
 """Building blocks shared by the networks: initialisers and up/down-sampling blocks.
 
-They are functions that add Keras core layers to a functional graph, so the networks stay plain functional models
-that serialise to `.keras` without custom layers.
+They are functions that add layers to a functional graph, so the networks stay plain functional models; the only
+t2i layer among them is `FusedBatchNormalization` (registered, so `.keras` files load after `import t2i`).
 """
 import math
 
 import keras
+
+from t2i.layers.normalization import FusedBatchNormalization
 
 UPSAMPLING_MODES = ("transposed", "nearest")
 
@@ -18,8 +20,6 @@ def dcgan_init():
 def batch_norm(x, epsilon, momentum, name):
     """BatchNorm with γ ~ N(1, 0.02), as the DCGAN reference initialises it (on TensorFlow's fused kernel:
     `t2i.layers.normalization.FusedBatchNormalization`)."""
-    from t2i.layers.normalization import FusedBatchNormalization
-
     return FusedBatchNormalization(
         epsilon=epsilon,
         momentum=momentum,
