@@ -35,10 +35,15 @@ class Figure:
 
 
 def _time_calls(fn, args, warmup, steps):
+    """Seconds per call of `steps` calls after `warmup` untimed ones, each phase ending in one device sync;
+    with `steps=0` only the warm-up runs (and 0.0 is returned)."""
     result = None
     for _ in range(warmup):
         result = fn(*args)
-    tf.nest.map_structure(lambda t: t.numpy(), result)
+    if result is not None:
+        tf.nest.map_structure(lambda t: t.numpy(), result)
+    if steps <= 0:
+        return 0.0
     start = time.perf_counter()
     for _ in range(steps):
         result = fn(*args)
@@ -58,20 +63,35 @@ def _images(config, seed):
     )
 
 
+def train_timer(config, jit_compile, warmup=3, seed=0):
+    """Builds `config`'s trainer on one device, runs its step `warmup` times untimed and returns `measure(steps)`,
+    which times `steps` further calls back to back and returns their Figure. The same compiled step serves every
+    `measure` call, so a benchmark can time it in several rounds interleaved with another framework's."""
+    keras.utils.set_random_seed(seed)
+    config = config.replace(jit_compile=jit_compile)
+    trainer = factory.build_trainer(config, total_steps=1)
+    step = tf.function(trainer.train_step, jit_compile=jit_compile)
+    args = ({"image": _images(config, seed)},)
+    _time_calls(step, args, warmup, 0)
+
+    def measure(steps):
+        seconds = _time_calls(step, args, 0, steps)
+        return Figure("train", config.batch_size / seconds, seconds, jit_compile,
+                      precision=config.mixed_precision or "float32")
+
+    return measure
+
+
 def train_throughput(config, jit_compile, warmup=3, steps=10, seed=0, strategy=None):
     """Images/s of one train step on `config` (its `mixed_precision` included) on one device, or under `strategy`.
 
     Under a strategy the global batch `config.batch_size` is split across its replicas and the step is the one
     `fit` runs: `strategy.run(train_step)` inside one `tf.function`.
     """
+    if strategy is None:
+        return train_timer(config, jit_compile, warmup, seed)(steps)
     keras.utils.set_random_seed(seed)
     config = config.replace(jit_compile=jit_compile)
-    if strategy is None:
-        trainer = factory.build_trainer(config, total_steps=1)
-        step = tf.function(trainer.train_step, jit_compile=jit_compile)
-        seconds = _time_calls(step, ({"image": _images(config, seed)},), warmup, steps)
-        return Figure("train", config.batch_size / seconds, seconds, jit_compile,
-                      precision=config.mixed_precision or "float32")
     distribute.check_batch_size(config.batch_size, strategy)
     with strategy.scope():
         trainer = factory.build_trainer(config, total_steps=1)
@@ -129,11 +149,21 @@ def train_throughput_in_subprocess(config, replicas, jit_compile, warmup=3, step
     return Figure(**json.loads(out.stdout.strip().splitlines()[-1]))
 
 
-def sample_throughput(config, jit_compile, warmup=3, steps=20, seed=0):
+def sample_timer(config, jit_compile, warmup=3, seed=0):
+    """The generator-sampling counterpart of `train_timer`: returns `measure(steps)` -> Figure after the warm-up."""
     keras.utils.set_random_seed(seed)
     generator = factory.build_generator(config)
     noise = tf.constant(np.random.default_rng(seed).standard_normal((config.batch_size, config.noise_dim)),
                         tf.float32)
     sample = tf.function(lambda z: generator(z, training=False), jit_compile=jit_compile)
-    seconds = _time_calls(sample, (noise,), warmup, steps)
-    return Figure("sample", config.batch_size / seconds, seconds, jit_compile)
+    _time_calls(sample, (noise,), warmup, 0)
+
+    def measure(steps):
+        seconds = _time_calls(sample, (noise,), 0, steps)
+        return Figure("sample", config.batch_size / seconds, seconds, jit_compile)
+
+    return measure
+
+
+def sample_throughput(config, jit_compile, warmup=3, steps=20, seed=0):
+    return sample_timer(config, jit_compile, warmup, seed)(steps)

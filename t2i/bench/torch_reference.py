@@ -142,13 +142,12 @@ def _check_steps(warmup_steps, steps, batch_size):
         )
 
 
-def torch_train_throughput(
+def torch_train_timer(
     batch_size=64,
     image_size=64,
     channels=3,
     noise_dim=100,
     warmup_steps=3,
-    steps=10,
     threads=None,
     channels_last=True,
     mkldnn=True,
@@ -156,27 +155,12 @@ def torch_train_throughput(
     base_filters=64,
     max_filters=512,
     seed=0,
-) -> float:
-    """Steady-state DCGAN training throughput of PyTorch on CPU, in images per second.
-
-    One step is one D update and one G update on a batch (see the module docstring). The real batch is a fixed
-    random tensor in [-1, 1], so data loading is excluded; the `warmup_steps` are run first and not timed.
-
-    The defaults are the fastest configuration measured for DCGAN-64, batch 64, on a 2-core AVX2 CPU with
-    torch 2.13: oneDNN on (off is 3-5x slower), channels-last (a few % faster for training, ~20% for sampling),
-    fused Adam (a few % faster; the same update).
-
-    Args:
-      threads: `torch.set_num_threads(threads)` for the run (restored afterwards); None keeps torch's default,
-        one thread per core.
-      channels_last: run the networks and data in NHWC memory format (`torch.channels_last`).
-      mkldnn: `torch.backends.mkldnn.enabled` for the run (restored afterwards).
-      fused_adam: use `torch.optim.Adam(fused=True)`, one kernel for the whole update instead of one per tensor.
-      base_filters, max_filters: the channel table, see `stage_channels`.
-      seed: seeds weights, the real batch and the noise through private generators.
-    """
+):
+    """Builds the PyTorch DCGAN and its update rule, runs `warmup_steps` untimed steps and returns `measure(steps)`,
+    which times `steps` further steps and returns images per second. Arguments as for `torch_train_throughput`;
+    the thread and oneDNN settings hold only while a step runs."""
     torch = _import_torch()
-    _check_steps(warmup_steps, steps, batch_size)
+    _check_steps(warmup_steps, 1, batch_size)
     with _TorchSettings(torch, threads, mkldnn):
         generator, discriminator = build_dcgan(image_size, channels, noise_dim, base_filters, max_filters, seed)
         rng = torch.Generator().manual_seed(seed + 1)
@@ -211,11 +195,95 @@ def torch_train_throughput(
 
         for _ in range(warmup_steps):
             train_step()
-        start = time.perf_counter()
-        for _ in range(steps):
-            train_step()
-        elapsed = time.perf_counter() - start
-    return batch_size * steps / elapsed
+
+    def measure(steps):
+        _check_steps(0, steps, batch_size)
+        with _TorchSettings(torch, threads, mkldnn):
+            start = time.perf_counter()
+            for _ in range(steps):
+                train_step()
+            return batch_size * steps / (time.perf_counter() - start)
+
+    return measure
+
+
+def torch_train_throughput(
+    batch_size=64,
+    image_size=64,
+    channels=3,
+    noise_dim=100,
+    warmup_steps=3,
+    steps=10,
+    threads=None,
+    channels_last=True,
+    mkldnn=True,
+    fused_adam=True,
+    base_filters=64,
+    max_filters=512,
+    seed=0,
+) -> float:
+    """Steady-state DCGAN training throughput of PyTorch on CPU, in images per second.
+
+    One step is one D update and one G update on a batch (see the module docstring). The real batch is a fixed
+    random tensor in [-1, 1], so data loading is excluded; the `warmup_steps` are run first and not timed.
+
+    The defaults are the fastest configuration measured for DCGAN-64, batch 64, on a 2-core AVX2 CPU with
+    torch 2.13: oneDNN on (off is 3-5x slower), channels-last (a few % faster for training, ~20% for sampling),
+    fused Adam (a few % faster; the same update).
+
+    Args:
+      threads: `torch.set_num_threads(threads)` for the run (restored afterwards); None keeps torch's default,
+        one thread per core.
+      channels_last: run the networks and data in NHWC memory format (`torch.channels_last`).
+      mkldnn: `torch.backends.mkldnn.enabled` for the run (restored afterwards).
+      fused_adam: use `torch.optim.Adam(fused=True)`, one kernel for the whole update instead of one per tensor.
+      base_filters, max_filters: the channel table, see `stage_channels`.
+      seed: seeds weights, the real batch and the noise through private generators.
+    """
+    _check_steps(warmup_steps, steps, batch_size)
+    return torch_train_timer(batch_size, image_size, channels, noise_dim, warmup_steps, threads, channels_last,
+                             mkldnn, fused_adam, base_filters, max_filters, seed)(steps)
+
+
+def torch_sample_timer(
+    batch_size=64,
+    image_size=64,
+    channels=3,
+    noise_dim=100,
+    warmup_steps=3,
+    threads=None,
+    channels_last=True,
+    mkldnn=True,
+    base_filters=64,
+    max_filters=512,
+    seed=0,
+):
+    """The sampling counterpart of `torch_train_timer`: returns `measure(steps)` -> images per second."""
+    torch = _import_torch()
+    _check_steps(warmup_steps, 1, batch_size)
+    with _TorchSettings(torch, threads, mkldnn):
+        generator, _ = build_dcgan(image_size, channels, noise_dim, base_filters, max_filters, seed)
+        if channels_last:
+            generator = generator.to(memory_format=torch.channels_last)
+        generator.eval()
+        rng = torch.Generator().manual_seed(seed + 1)
+
+        @torch.inference_mode()
+        def sample_step():
+            return generator(torch.randn(batch_size, noise_dim, 1, 1, generator=rng))
+
+        for _ in range(warmup_steps):
+            sample_step()
+
+    def measure(steps):
+        _check_steps(0, steps, batch_size)
+        with _TorchSettings(torch, threads, mkldnn):
+            start = time.perf_counter()
+            for _ in range(steps):
+                sample_step()
+            return batch_size * steps / (time.perf_counter() - start)
+
+    return measure
 
 
 def torch_sample_throughput(
@@ -237,23 +305,29 @@ def torch_sample_throughput(
     Each step draws fresh noise and runs the generator once; `warmup_steps` are not timed. Arguments as for
     `torch_train_throughput`; channels-last was ~20% faster than NCHW here.
     """
-    torch = _import_torch()
     _check_steps(warmup_steps, steps, batch_size)
-    with _TorchSettings(torch, threads, mkldnn):
-        generator, _ = build_dcgan(image_size, channels, noise_dim, base_filters, max_filters, seed)
-        if channels_last:
-            generator = generator.to(memory_format=torch.channels_last)
-        generator.eval()
-        rng = torch.Generator().manual_seed(seed + 1)
+    return torch_sample_timer(batch_size, image_size, channels, noise_dim, warmup_steps, threads, channels_last,
+                              mkldnn, base_filters, max_filters, seed)(steps)
 
-        @torch.inference_mode()
-        def sample_step():
-            return generator(torch.randn(batch_size, noise_dim, 1, 1, generator=rng))
 
-        for _ in range(warmup_steps):
-            sample_step()
-        start = time.perf_counter()
-        for _ in range(steps):
-            sample_step()
-        elapsed = time.perf_counter() - start
-    return batch_size * steps / elapsed
+def serve(stdin=None, stdout=None):
+    """Benchmark server for `t2i-bench --compare_torch`, run in a child process so that PyTorch's and TensorFlow's
+    thread pools never compete (each waits on the pipe while the other is timed).
+
+    Reads one JSON line of keyword arguments (`batch_size`, `image_size`, `warmup_steps`, ...), builds and warms
+    both the train step and the sampler, writes `{"version": ...}`; then for every line `train STEPS` or
+    `sample STEPS` writes `{"images_per_second": ...}`, until end of input.
+    """
+    import json
+    import sys
+
+    stdin = stdin or sys.stdin
+    stdout = stdout or sys.stdout
+    kwargs = json.loads(stdin.readline())
+    timers = {"train": torch_train_timer(**kwargs), "sample": torch_sample_timer(**kwargs)}
+    print(json.dumps({"version": torch_version()}), file=stdout, flush=True)
+    for line in stdin:
+        if not line.strip():
+            continue
+        kind, steps = line.split()
+        print(json.dumps({"images_per_second": timers[kind](int(steps))}), file=stdout, flush=True)

@@ -10,12 +10,18 @@ with it: `train dcgan64 batch=64 replicas=2 precision=float32 jit_compile=off: 9
 per replica on 2 logical CPU devices; 0.93x one device)`. Replicas are GPUs when there are enough, else logical CPU
 devices sharing the CPU's cores (so on a CPU they show the strategy's overhead, not a speed-up); each replica count
 runs in a fresh process.
-The PyTorch reference runs in a child process so the two frameworks' thread pools never compete.
+The PyTorch reference runs in a persistent child process so the two frameworks' thread pools never compete, and
+its timings are interleaved with t2i's (`--rounds`, each round one t2i and one PyTorch timing of the same step count):
+the ratio printed is the median of the per-round ratios, so a machine whose speed drifts by tens of percent within
+minutes (seen on shared 2-core VMs) moves both sides of each ratio alike.
 """
 import json
 import os
+import statistics
 import subprocess
 import sys
+import tempfile
+import time
 
 from absl import app, flags
 
@@ -29,35 +35,82 @@ flags.DEFINE_integer("steps", 10, "Timed train steps.")
 flags.DEFINE_integer("sample_steps", 20, "Timed generator calls.")
 flags.DEFINE_enum("jit_compile", "both", ["both", "on", "off"], "Measure the step with XLA on, off or both.")
 flags.DEFINE_bool("compare_torch", False, "Also measure the PyTorch reference and print the ratios.")
+flags.DEFINE_integer("rounds", 5, "With --compare_torch: interleaved t2i/PyTorch timing rounds (each --steps or "
+                     "--sample_steps calls); the ratio printed is the median of the per-round ratios.")
 flags.DEFINE_list("replicas", ["1", "2"],
                   "Replica counts to measure under MirroredStrategy (GPUs, else logical CPU devices); empty: none.")
 flags.DEFINE_list("mixed_precision", ["mixed_bfloat16", "mixed_float16"],
                   "Mixed-precision policies to measure on one device; empty: none.")
 
 
-def torch_figures(image_size, batch_size, warmup, steps, sample_steps):
-    code = (
-        "import json; from t2i.bench import torch_reference as t; "
-        f"print(json.dumps({{'version': t.torch_version(), "
-        f"'train': t.torch_train_throughput(batch_size={batch_size}, image_size={image_size}, "
-        f"warmup_steps={warmup}, steps={steps}), "
-        f"'sample': t.torch_sample_throughput(batch_size={batch_size}, image_size={image_size}, "
-        f"warmup_steps={warmup}, steps={sample_steps})}}))"
-    )
-    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")])))
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False)
-    if out.returncode != 0:
-        raise RuntimeError(out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "PyTorch run failed")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+class TorchReference:
+    """The PyTorch reference in a persistent child process (`torch_reference.serve`), so that its rounds can be
+    interleaved with t2i's: drift of the machine's speed then moves both figures of a round alike."""
+
+    server_code = "from t2i.bench import torch_reference; torch_reference.serve()"
+
+    def __init__(self, image_size, batch_size, warmup):
+        repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")])))
+        self._stderr = tempfile.TemporaryFile(mode="w+")
+        self._child = subprocess.Popen(
+            [sys.executable, "-c", self.server_code],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True, env=env)
+        try:
+            self.version = self._ask(json.dumps(dict(image_size=image_size, batch_size=batch_size,
+                                                     warmup_steps=warmup)))["version"]
+        except BaseException:
+            self.close()
+            raise
+
+    def _ask(self, line):
+        try:
+            self._child.stdin.write(line + "\n")
+            self._child.stdin.flush()
+            reply = self._child.stdout.readline()
+        except (BrokenPipeError, OSError):
+            reply = ""
+        if not reply:
+            self._child.wait()
+            self._stderr.seek(0)
+            lines = self._stderr.read().strip().splitlines()
+            raise RuntimeError(lines[-1] if lines else f"the PyTorch child exited with {self._child.returncode}")
+        return json.loads(reply)
+
+    def images_per_second(self, kind, steps):
+        return self._ask(f"{kind} {int(steps)}")["images_per_second"]
+
+    def close(self):
+        if self._child.poll() is None:
+            try:
+                self._child.stdin.close()
+            except OSError:
+                pass
+            self._child.wait(timeout=60)
+        if not self._stderr.closed:
+            self._stderr.close()
+
+
+def interleaved_rounds(t2i_measure, torch_measure, rounds, pause=0.5):
+    """Alternates t2i and PyTorch timings `rounds` times; returns (t2i img/s, torch img/s, ratio) per round.
+    The pause lets the idle framework's spinning threads go to sleep before the other is timed."""
+    results = []
+    for _ in range(rounds):
+        ours = t2i_measure()
+        time.sleep(pause)
+        theirs = torch_measure()
+        time.sleep(pause)
+        results.append((ours, theirs, ours / theirs))
+    return results
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     common.quiet_logs()
-    if FLAGS.batch_size <= 0 or FLAGS.steps <= 0 or FLAGS.warmup < 1:
-        print("t2i-bench: error: --batch_size and --steps must be > 0 and --warmup >= 1", file=sys.stderr)
+    if FLAGS.batch_size <= 0 or FLAGS.steps <= 0 or FLAGS.sample_steps <= 0 or FLAGS.warmup < 1 or FLAGS.rounds < 1:
+        print("t2i-bench: error: --batch_size, --steps, --sample_steps and --rounds must be > 0 and --warmup >= 1",
+              file=sys.stderr)
         return 1
     try:
         replica_counts = [int(count) for count in FLAGS.replicas]
@@ -85,14 +138,16 @@ def main(argv):
     print(f"# TensorFlow {tf.__version__}, Keras {keras.__version__}, {os.cpu_count()} CPUs, "
           f"devices: {', '.join(d.device_type for d in tf.config.list_physical_devices())}", flush=True)
     jit_modes = {"both": [False, True], "on": [True], "off": [False]}[FLAGS.jit_compile]
-    train = {}
+    train, train_timers = {}, {}
     for jit in jit_modes:
-        figure = throughput.train_throughput(config, jit, FLAGS.warmup, FLAGS.steps)
+        train_timers[jit] = throughput.train_timer(config, jit, FLAGS.warmup)
+        figure = train_timers[jit](FLAGS.steps)
         train[jit] = figure
         print(f"train {name} batch={FLAGS.batch_size} jit_compile={'on' if jit else 'off'}: "
               f"{figure.images_per_second:.1f} img/s ({figure.seconds_per_call * 1000:.0f} ms/step)", flush=True)
     best_jit = max(train, key=lambda jit: train[jit].images_per_second)
-    sample = throughput.sample_throughput(config, best_jit, FLAGS.warmup, FLAGS.sample_steps)
+    sample_timer = throughput.sample_timer(config, best_jit, FLAGS.warmup)
+    sample = sample_timer(FLAGS.sample_steps)
     print(f"sample {name} batch={FLAGS.batch_size} jit_compile={'on' if best_jit else 'off'}: "
           f"{sample.images_per_second:.1f} img/s ({sample.seconds_per_call * 1000:.0f} ms/batch)", flush=True)
     if len(train) == 2:
@@ -121,15 +176,27 @@ def main(argv):
               f"({figure.seconds_per_call * 1000:.0f} ms/step; {ratio:.2f}x float32)", flush=True)
     if FLAGS.compare_torch:
         try:
-            torch = torch_figures(FLAGS.image_size, FLAGS.batch_size, FLAGS.warmup, FLAGS.steps, FLAGS.sample_steps)
-        except (RuntimeError, ValueError) as error:
+            torch = TorchReference(FLAGS.image_size, FLAGS.batch_size, FLAGS.warmup)
+        except (RuntimeError, ValueError, KeyError) as error:
             print(f"t2i-bench: error: PyTorch reference failed: {error}", file=sys.stderr)
             return 1
-        print(f"torch train {name} batch={FLAGS.batch_size}: {torch['train']:.1f} img/s "
-              f"(PyTorch {torch['version']})", flush=True)
-        print(f"torch sample {name} batch={FLAGS.batch_size}: {torch['sample']:.1f} img/s", flush=True)
-        print(f"ratio train t2i/torch: {train[best_jit].images_per_second / torch['train']:.2f}x", flush=True)
-        print(f"ratio sample t2i/torch: {sample.images_per_second / torch['sample']:.2f}x", flush=True)
+        try:
+            for kind, measure, steps in [("train", train_timers[best_jit], FLAGS.steps),
+                                         ("sample", sample_timer, FLAGS.sample_steps)]:
+                rounds = interleaved_rounds(lambda: measure(steps).images_per_second,
+                                            lambda: torch.images_per_second(kind, steps), FLAGS.rounds)
+                ours, theirs, ratios = (statistics.median(column) for column in zip(*rounds))
+                unit = "step" if kind == "train" else "batch"
+                print(f"torch {kind} {name} batch={FLAGS.batch_size}: {theirs:.1f} img/s (PyTorch {torch.version}; "
+                      f"median of {FLAGS.rounds} rounds of {steps} {unit}s; t2i {ours:.1f} img/s in the same rounds)",
+                      flush=True)
+                print(f"ratio {kind} t2i/torch: {ratios:.2f}x (median; rounds: "
+                      f"{' '.join(f'{ratio:.2f}x' for *_, ratio in rounds)})", flush=True)
+        except (RuntimeError, ValueError, KeyError) as error:
+            print(f"t2i-bench: error: PyTorch reference failed: {error}", file=sys.stderr)
+            return 1
+        finally:
+            torch.close()
     return 0
 
 
