@@ -163,6 +163,8 @@ class StackGANStage1Generator(keras.Model):
         ca_activation: "leaky_relu" (original TF StackGAN) or "relu" (PyTorch StackGAN).
         ca_seed: seed of the CA noise (None: random).
         bn_epsilon, bn_momentum: BatchNorm settings.
+        upsampling: "transposed" (4×4 stride-2 transposed convs) or "nearest" (nearest ×2 + 3×3 conv, no
+            checkerboard); None takes the variant's own (simple: transposed, complex: nearest).
         standardize_embedding: standardise the embedding per dimension before CA (layer
             "embedding_standardization", `EmbeddingStandardization`), so that the text signal starts as strong as
             CA's unit noise whatever the encoder's scale.
@@ -170,9 +172,12 @@ class StackGANStage1Generator(keras.Model):
 
     def __init__(self, image_size=64, noise_dim=100, embedding_dim=1024, ef_dim=128, gf_dim=128, variant="simple",
                  ca_activation="leaky_relu", ca_seed=None, bn_epsilon=1e-5, bn_momentum=0.9,
-                 standardize_embedding=False, **kwargs):
+                 standardize_embedding=False, upsampling=None, **kwargs):
         blocks.check_image_size(image_size, minimum=16)
         check_variant(variant)
+        upsampling = upsampling or STAGE1_GENERATOR_UPSAMPLING[variant]
+        if upsampling not in ("transposed", "nearest"):
+            raise ValueError(f"upsampling must be 'transposed' or 'nearest'. Received: upsampling={upsampling!r}")
         _check_embedding_dim(embedding_dim)
         bn = (bn_epsilon, bn_momentum)
         noise = keras.Input(shape=(noise_dim,), name="noise")
@@ -186,7 +191,6 @@ class StackGANStage1Generator(keras.Model):
             x, inputs = noise, noise
 
         stages = STAGE1_GENERATOR_STAGES[variant]
-        upsampling = STAGE1_GENERATOR_UPSAMPLING[variant]
         size = image_size // 16
         for i, (multiplier, residual) in enumerate(stages):
             filters = gf_dim * multiplier
@@ -224,6 +228,7 @@ class StackGANStage1Generator(keras.Model):
         self.bn_epsilon = bn_epsilon
         self.bn_momentum = bn_momentum
         self.standardize_embedding = bool(standardize_embedding and embedding_dim > 0)
+        self.upsampling = upsampling
 
     def ca_statistics(self, embedding):
         """(μ, log σ) of the Conditioning Augmentation Gaussian for `embedding` [B, embedding_dim]."""
@@ -244,6 +249,7 @@ class StackGANStage1Generator(keras.Model):
             "bn_epsilon": self.bn_epsilon,
             "bn_momentum": self.bn_momentum,
             "standardize_embedding": self.standardize_embedding,
+            "upsampling": self.upsampling,
         }
 
 

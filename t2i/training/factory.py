@@ -100,6 +100,8 @@ def _text_networks(config, restore_stage1=False):
             stackgan.StackGANStage1Generator(
                 image_size=config.image_size, noise_dim=config.noise_dim, embedding_dim=embedding_dim,
                 ef_dim=config.ca_dim, gf_dim=config.gf_dim, variant=config.stackgan_variant, name="generator",
+                # --upsampling picks the simple variant's; the complex one (the paper's) is nearest by definition.
+                upsampling=config.upsampling if config.stackgan_variant == "simple" else None,
                 **standardize, **bn),
             stackgan.StackGANStage1Discriminator(
                 image_size=config.image_size, embedding_dim=embedding_dim, ef_dim=config.ca_dim,

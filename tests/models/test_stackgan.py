@@ -71,6 +71,23 @@ def test_the_variants_differ_as_in_the_original_code():
     assert discriminator.get_layer("down3_residual_add").output.shape == (None, 1, 1, 64)
 
 
+def test_simple_generator_takes_nearest_upsampling_and_keeps_it_through_its_config():
+    nearest = StackGANStage1Generator(variant="simple", upsampling="nearest", **SMALL_G)
+    kinds = {type(layer).__name__ for layer in nearest.layers}
+    assert "UpSampling2D" in kinds and "Conv2DTranspose" not in kinds and "Add" not in kinds
+    # Same stage widths as the transposed simple network: only the ×2 operator changes (3×3 conv after resize).
+    assert nearest.get_layer("stage1_conv").kernel.shape == (3, 3, 64, 32)
+    assert nearest.get_layer("to_image_conv").kernel.shape == (3, 3, 8, 3)
+    clone = StackGANStage1Generator.from_config(nearest.get_config())
+    assert clone.upsampling == "nearest" and clone.count_params() == nearest.count_params()
+    # A config saved before the argument existed keeps the variant's own operator.
+    old = {key: value for key, value in StackGANStage1Generator(variant="simple", **SMALL_G).get_config().items()
+           if key != "upsampling"}
+    assert StackGANStage1Generator.from_config(old).upsampling == "transposed"
+    with pytest.raises(ValueError, match="upsampling must be"):
+        StackGANStage1Generator(variant="simple", upsampling="bilinear", **SMALL_G)
+
+
 @pytest.mark.parametrize("variant", stackgan.VARIANTS)
 def test_small_stage1_networks(variant):
     generator = StackGANStage1Generator(variant=variant, **SMALL_G)
@@ -235,3 +252,17 @@ def test_freezing_stage1_removes_its_weights_from_stage2_training():
         loss = tf.reduce_mean(generator(inputs, training=True))
     grads = tape.gradient(loss, generator.trainable_variables)
     assert grads and all(g is not None for g in grads)
+
+
+@pytest.mark.parametrize("variant, upsampling, expected", [("simple", "nearest", "nearest"),
+                                                           ("simple", "transposed", "transposed"),
+                                                           ("complex", "transposed", "nearest")])
+def test_the_upsampling_flag_reaches_the_simple_stage1_generator_only(variant, upsampling, expected):
+    from t2i import configs
+    from t2i.training import factory
+
+    config = configs.TrainConfig(model="stackgan_stage1", dataset="shapes", image_size=16, gf_dim=4, df_dim=4,
+                                 ca_dim=4, noise_dim=4, embedding_dim=8, stackgan_variant=variant,
+                                 upsampling=upsampling, log_dir="unused")
+    generator, _ = factory.build_networks(config)
+    assert generator.upsampling == expected
