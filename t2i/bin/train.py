@@ -64,7 +64,8 @@ flags.DEFINE_float("aux_fake_weight", _DEFAULTS.aux_fake_weight,
 flags.DEFINE_bool("projection", _DEFAULTS.projection,
                   "cgan/acgan: the discriminator takes the labels as a projection term on its final features "
                   "(Miyato & Koyama 2018) instead of an input channel; an AC-GAN's auxiliary head still reads the "
-                  "image alone.")
+                  "image alone. stackgan_stage1: the caption embedding as that projection term instead of the "
+                  "tiled text concatenated to the image features.")
 flags.DEFINE_bool("conditional_bn", _DEFAULTS.conditional_bn,
                   "Label-conditioned generators: every BatchNorm's scale and offset also come from the labels "
                   "(conditional BatchNorm) instead of the labels joining z only.")

@@ -71,7 +71,7 @@ class TrainConfig:
     condition_dim: int = 256
     aux_weight: float = 1.0
     aux_fake_weight: float = 1.0
-    projection: bool = False  # cgan/acgan: projection discriminator (Miyato & Koyama 2018)
+    projection: bool = False  # cgan/acgan/stackgan_stage1: projection discriminator (Miyato & Koyama 2018)
     conditional_bn: bool = False  # label-conditioned generators: BatchNorm scale/offset from the labels
     # BEGAN.
     began_gamma: float = 0.5
@@ -475,8 +475,10 @@ def validate(config):
     if config.conditional_bn and not (config.model in LABEL_MODELS
                                       or (config.conditional and config.model == "wgan_gp")):
         fail("conditional_bn", "is for label-conditioned generators (cgan, acgan, --conditional wgan_gp)")
-    if config.projection and config.model not in LABEL_MODELS:
-        fail("projection", f"is for the label-conditioned discriminators of {LABEL_MODELS}")
+    if config.projection and not (config.model in LABEL_MODELS
+                                  or (config.model == "stackgan_stage1" and config.uses_text)):
+        fail("projection", f"is for the label-conditioned discriminators of {LABEL_MODELS} and the text-conditioned "
+                           "stackgan_stage1 discriminator")
     if config.model == "began":
         if not 0 < config.began_gamma <= 1:
             fail("began_gamma", "must be in (0, 1]")

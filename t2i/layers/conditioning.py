@@ -5,6 +5,9 @@ captions — for the generator to cover smoothly. CA maps it to a Gaussian N(μ(
 the generator a sample c = μ + σ ⊙ ε, ε ~ N(0, I). The sampling makes small perturbations of a caption produce
 plausible images too; a KL term towards N(0, I) (`t2i.losses.matching.kl_divergence`) keeps the conditioning
 manifold smooth.
+
+Also the discriminators' conditioning: `EmbeddingStandardization` (caption embeddings to zero mean, unit variance)
+and `ProjectionLogit` (the projection discriminator's ⟨condition · V, Σ φ(x)⟩ term, for labels or embeddings).
 """
 import keras
 import tensorflow as tf
@@ -131,3 +134,26 @@ class EmbeddingStandardization(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return input_shape
+
+
+@keras.saving.register_keras_serializable(package="t2i")
+class ProjectionLogit(keras.layers.Layer):
+    """[logits [B, 1], features [B, H, W, F], condition [B, N]] → logits + ⟨condition · V, Σ_hw features⟩.
+
+    V [N, F] is one learnt embedding per label (N(0, 0.02)); a multi-hot condition sums its labels' embeddings.
+    Computed in float32 (the logits' dtype).
+    """
+
+    def build(self, input_shape):
+        _, features_shape, condition_shape = input_shape
+        self.embedding = self.add_weight(name="embedding", shape=(int(condition_shape[-1]), int(features_shape[-1])),
+                                         initializer=blocks.dcgan_init(), dtype="float32")
+
+    def call(self, inputs):
+        logits, features, condition = inputs
+        pooled = keras.ops.sum(keras.ops.cast(features, "float32"), axis=(1, 2))
+        embedded = keras.ops.matmul(keras.ops.cast(condition, "float32"), self.embedding)
+        return keras.ops.cast(logits, "float32") + keras.ops.sum(pooled * embedded, axis=-1, keepdims=True)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]

@@ -14,6 +14,7 @@ projection still reads φ(x), computed from the image alone.
 import keras
 
 from t2i.layers import blocks
+from t2i.layers.conditioning import ProjectionLogit
 from t2i.layers.normalization import FusedBatchNormalization
 from t2i.models import dcgan
 
@@ -198,26 +199,3 @@ class ConditionalDiscriminator(keras.Model):
             "condition_input": self.condition_input,
             "projection": self.projection,
         }
-
-
-@keras.saving.register_keras_serializable(package="t2i")
-class ProjectionLogit(keras.layers.Layer):
-    """[logits [B, 1], features [B, H, W, F], condition [B, N]] → logits + ⟨condition · V, Σ_hw features⟩.
-
-    V [N, F] is one learnt embedding per label (N(0, 0.02)); a multi-hot condition sums its labels' embeddings.
-    Computed in float32 (the logits' dtype).
-    """
-
-    def build(self, input_shape):
-        _, features_shape, condition_shape = input_shape
-        self.embedding = self.add_weight(name="embedding", shape=(int(condition_shape[-1]), int(features_shape[-1])),
-                                         initializer=blocks.dcgan_init(), dtype="float32")
-
-    def call(self, inputs):
-        logits, features, condition = inputs
-        pooled = keras.ops.sum(keras.ops.cast(features, "float32"), axis=(1, 2))
-        embedded = keras.ops.matmul(keras.ops.cast(condition, "float32"), self.embedding)
-        return keras.ops.cast(logits, "float32") + keras.ops.sum(pooled * embedded, axis=-1, keepdims=True)
-
-    def compute_output_shape(self, input_shape):
-        return input_shape[0]

@@ -17,7 +17,7 @@ import math
 import keras
 
 from t2i.layers import blocks
-from t2i.layers.conditioning import ConditioningAugmentation, EmbeddingStandardization
+from t2i.layers.conditioning import ConditioningAugmentation, EmbeddingStandardization, ProjectionLogit
 
 VARIANTS = ("simple", "complex")
 LEAKY_SLOPE = 0.2
@@ -285,10 +285,13 @@ class StackGANStage1Discriminator(keras.Model):
             (and the auxiliary head reading it) means something different on fakes than on real images;
             per-example normalisation scores every image on its own.
         standardize_embedding: standardise the embedding before the text branch (as the generator's).
+        projection: the text joins as a projection term (Miyato & Koyama 2018): the head scores the image features
+            alone and adds ⟨e·V, Σ_hw φ(x)⟩, instead of concatenating the tiled, compressed embedding.
     """
 
     def __init__(self, image_size=64, embedding_dim=1024, ef_dim=128, df_dim=64, variant="simple", bn_epsilon=1e-5,
-                 bn_momentum=0.9, num_labels=0, normalization="batch", standardize_embedding=False, **kwargs):
+                 bn_momentum=0.9, num_labels=0, normalization="batch", standardize_embedding=False, projection=False,
+                 **kwargs):
         if not isinstance(num_labels, int) or isinstance(num_labels, bool) or num_labels < 0:
             raise ValueError(f"num_labels must be a non-negative integer. Received: num_labels={num_labels!r}")
         blocks.check_image_size(image_size, minimum=16)
@@ -310,9 +313,15 @@ class StackGANStage1Discriminator(keras.Model):
                 x = _residual_block(x, convs, "leaky_relu", bn, name=f"{name}_residual")
             else:
                 x = _conv_bn(x, df_dim * multiplier, 4, name, bn, activation="leaky_relu", strides=2)
+        if projection and embedding is None:
+            raise ValueError("projection needs a text input (embedding_dim > 0). Received: embedding_dim=0")
         if embedding is not None:
             embedding = _standardized(embedding, standardize_embedding)
-        logits = _text_logits(x, embedding, ef_dim, df_dim, bn)
+        if projection:
+            logits = _text_logits(x, None, ef_dim, df_dim, bn)
+            logits = ProjectionLogit(dtype="float32", name="projection")([logits, x, embedding])
+        else:
+            logits = _text_logits(x, embedding, ef_dim, df_dim, bn)
         outputs = logits
         if num_labels:
             outputs = {"logits": logits, "aux_logits": blocks.auxiliary_head(x, num_labels)}
@@ -328,6 +337,7 @@ class StackGANStage1Discriminator(keras.Model):
         self.num_labels = num_labels
         self.normalization = normalization
         self.standardize_embedding = bool(standardize_embedding and embedding_dim > 0)
+        self.projection = bool(projection)
 
     def get_config(self):
         return {
@@ -343,6 +353,7 @@ class StackGANStage1Discriminator(keras.Model):
             "num_labels": self.num_labels,
             "normalization": self.normalization,
             "standardize_embedding": self.standardize_embedding,
+            "projection": self.projection,
         }
 
 

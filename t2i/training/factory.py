@@ -107,7 +107,7 @@ def _text_networks(config, restore_stage1=False):
                 image_size=config.image_size, embedding_dim=embedding_dim, ef_dim=config.ca_dim,
                 df_dim=config.df_dim, variant=config.stackgan_variant, name="discriminator",
                 num_labels=shapes.NUM_LABELS if config.text_aux_weight > 0 else 0,
-                normalization=config.resolved_normalization, **standardize, **bn),
+                normalization=config.resolved_normalization, projection=config.projection, **standardize, **bn),
         )
     stage1_run = stage1_config(config)
     stage1, _ = _text_networks(stage1_run)

@@ -195,13 +195,61 @@ def test_layer_normalised_discriminator_scores_each_image_on_its_own(variant):
     assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in stage2.layers)
 
 
+def test_projection_discriminator_adds_the_embedding_inner_product_with_the_summed_image_features():
+    """logit(x, e) = ψ(φ(x)) + Σ_hwf φ(x)_hwf · (ê V)_f, ê the standardised embedding; no text is concatenated, and
+    the TAC head (on φ(x)) does not see the text."""
+    model = StackGANStage1Discriminator(projection=True, num_labels=3, normalization="layer",
+                                        standardize_embedding=True, **SMALL_D)
+    assert model.get_config()["projection"] is True
+    assert not [layer.name for layer in model.layers if layer.name.startswith(("text", "image_text"))]
+    rng = np.random.default_rng(5)
+    mean, std = rng.normal(0, 1, 12).astype("float32"), rng.uniform(0.5, 2, 12).astype("float32")
+    model.get_layer(stackgan.STANDARDIZATION_LAYER).set_statistics(mean, std)
+    embedding_weights = rng.normal(0, 0.3, (12, 64)).astype("float32")
+    model.get_layer("projection").embedding.assign(embedding_weights)
+    inputs = _discriminator_inputs(model, batch=3, seed=6)
+    outputs = model(inputs, training=False)
+
+    features = np.asarray(keras.Model(model.input["image"], model.get_layer("down3_lrelu").output)(inputs["image"]))
+    assert features.shape == (3, 1, 1, 64)
+    unconditional = np.asarray(keras.Model(model.input["image"], model.get_layer("logits").output)(inputs["image"]))
+    standardized = (inputs["embedding"] - mean) / std
+    expected = unconditional[:, 0] + np.einsum("bf,bf->b", features.sum(axis=(1, 2)), standardized @ embedding_weights)
+    np.testing.assert_allclose(np.asarray(outputs["logits"])[:, 0], expected, rtol=1e-4, atol=1e-4)
+    other = dict(inputs, embedding=np.roll(inputs["embedding"], 1, axis=0))
+    others = model(other, training=False)
+    assert np.abs(np.asarray(others["logits"]) - np.asarray(outputs["logits"])).max() > 1e-3
+    np.testing.assert_array_equal(np.asarray(others["aux_logits"]), np.asarray(outputs["aux_logits"]))
+    with pytest.raises(ValueError, match="projection needs a text input"):
+        StackGANStage1Discriminator(image_size=16, df_dim=8, embedding_dim=0, projection=True)
+
+
+def test_the_projection_flag_builds_the_stage1_projection_discriminator_and_is_refused_elsewhere(tmp_path):
+    from t2i import configs
+    from t2i.training import factory
+
+    embeddings = tmp_path / "embeddings.h5"
+    embeddings.touch()  # validation only checks that the file exists
+    tiny = dict(dataset="shapes", image_size=16, gf_dim=4, df_dim=4, ca_dim=4, noise_dim=4, embedding_dim=8,
+                projection=True, embeddings=str(embeddings), log_dir=str(tmp_path), steps=1)
+    _, discriminator = factory.build_networks(configs.TrainConfig(model="stackgan_stage1", **tiny))
+    assert discriminator.projection and discriminator.get_layer("projection") is not None
+    for model in ("hdgan", "dcgan"):
+        with pytest.raises(configs.ConfigError, match="--projection: is for"):
+            configs.validate(configs.TrainConfig(model=model, **dict(tiny, image_size=64)))
+    configs.validate(configs.TrainConfig(model="stackgan_stage1", **dict(tiny, image_size=32)))
+    with pytest.raises(configs.ConfigError, match="--projection: is for"):  # unconditional StackGAN: no text
+        configs.validate(configs.TrainConfig(model="stackgan_stage1", use_text=False, **dict(tiny, image_size=32)))
+
+
 @pytest.mark.parametrize("build", [
     lambda: StackGANStage1Generator(variant="complex", ca_seed=3, **SMALL_G),
     lambda: StackGANStage1Discriminator(variant="complex", **SMALL_D),
     lambda: StackGANStage1Discriminator(variant="complex", normalization="layer", num_labels=3, **SMALL_D),
+    lambda: StackGANStage1Discriminator(projection=True, standardize_embedding=True, num_labels=3, **SMALL_D),
     lambda: StackGANStage2Generator(StackGANStage1Generator(**SMALL_G), gf_dim=8, num_residual=1),
     lambda: StackGANStage2Discriminator(image_size=64, df_dim=8, embedding_dim=12, ef_dim=4),
-], ids=["stage1_g", "stage1_d", "stage1_d_layer_norm", "stage2_g", "stage2_d"])
+], ids=["stage1_g", "stage1_d", "stage1_d_layer_norm", "stage1_d_projection", "stage2_g", "stage2_d"])
 def test_keras_round_trip_gives_identical_outputs(tmp_path, build):
     model = build()
     if isinstance(model, StackGANStage2Generator):
