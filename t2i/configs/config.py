@@ -537,6 +537,14 @@ def check_resume_compatible(saved, requested):
                 f"--{field}: log_dir {requested.log_dir!r} holds a run trained with {field}={old!r}; "
                 f"use that value or a new --log_dir. Received: {field}={new!r}"
             )
+    if (saved.lr_schedule == "constant") != (requested.lr_schedule == "constant"):
+        # A constant rate is an optimizer variable in the checkpoint, a schedule is not: the optimizer states differ.
+        raise ConfigError(
+            f"--lr_schedule: log_dir {requested.log_dir!r} holds a run trained with lr_schedule="
+            f"{saved.lr_schedule!r}, whose optimizer state a {requested.lr_schedule!r} schedule cannot restore; "
+            f"change the rate with --lr_g/--lr_d, or use a new --log_dir. Received: lr_schedule="
+            f"{requested.lr_schedule!r}"
+        )
     if (saved.ema_decay > 0) != (requested.ema_decay > 0):
         kept = "with" if saved.ema_decay > 0 else "without"
         raise ConfigError(

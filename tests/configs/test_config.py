@@ -82,3 +82,15 @@ def test_resume_guard_allows_training_changes_but_not_architecture(tmp_path):
     configs.check_resume_compatible(saved, saved.replace(steps=5000, lr_g=1e-4))
     with pytest.raises(configs.ConfigError, match="--gf_dim: .*gf_dim=32"):
         configs.check_resume_compatible(saved, saved.replace(gf_dim=64))
+
+
+def test_resume_guard_refuses_switching_between_a_constant_rate_and_a_schedule(tmp_path):
+    """A constant rate is a variable in the optimizer's checkpoint and a schedule is not, so the switch would fail
+    deep in the restore; one schedule for another keeps the same optimizer state."""
+    constant = configs.from_preset("dcgan_shapes", log_dir=str(tmp_path))
+    step = constant.replace(lr_schedule="step", lr_decay_steps=100)
+    for saved, requested in ((constant, step), (step, constant)):
+        with pytest.raises(configs.ConfigError, match=f"^--lr_schedule: .*lr_schedule={saved.lr_schedule!r}.* "
+                                                      f"Received: lr_schedule={requested.lr_schedule!r}$"):
+            configs.check_resume_compatible(saved, requested)
+    configs.check_resume_compatible(step, step.replace(lr_schedule="linear"))
