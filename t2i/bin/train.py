@@ -102,6 +102,10 @@ flags.DEFINE_float("text_aux_weight", _DEFAULTS.text_aux_weight,
                    "the caption's image. 0 = off.")
 flags.DEFINE_enum("stackgan_variant", _DEFAULTS.stackgan_variant, ["simple", "complex"],
                   "StackGAN Stage-I networks: simple (dense + deconvs) or complex (upsample + conv + residual).")
+flags.DEFINE_integer("stackgan_base_size", _DEFAULTS.stackgan_base_size,
+                     "stackgan_stage1: side of the smallest feature map (the generator's dense map, the "
+                     "discriminator's last); 0 = image_size/16 as in the paper (2x2 at 32x32); image_size/8 or /4 "
+                     "drops the last stages (at 32x32, 4 keeps the paper's 4x4).")
 flags.DEFINE_bool("matching_aware", _DEFAULTS.matching_aware,
                   "GAN-CLS: real images with wrong text count as fake for the discriminator.")
 flags.DEFINE_float("interpolation_weight", _DEFAULTS.interpolation_weight,

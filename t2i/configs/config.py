@@ -33,7 +33,7 @@ ARCHITECTURE_FIELDS = (
     "model", "dataset", "image_size", "channels", "noise_dim", "gf_dim", "df_dim", "max_filters", "upsampling",
     "num_labels", "conditional", "condition_dim", "normalization", "sr_scale", "residual_blocks",
     "embedding_dim", "use_text", "ca_dim", "stackgan_variant", "hdgan_scales", "hdgan_shared_trunk",
-    "text_aux_weight", "projection", "conditional_bn", "standardize_embeddings",
+    "text_aux_weight", "projection", "conditional_bn", "standardize_embeddings", "stackgan_base_size",
 )
 
 
@@ -98,6 +98,8 @@ class TrainConfig:
     standardize_embeddings: bool = False
     kl_weight: float = 2.0
     stackgan_variant: str = "simple"
+    # Side of Stage-I's smallest feature map (generator's first, discriminator's last); 0: image_size/16 (paper).
+    stackgan_base_size: int = 0
     matching_aware: bool = True  # GAN-CLS
     interpolation_weight: float = 0.0  # GAN-INT
     interpolation_beta: float = 0.5
@@ -362,6 +364,13 @@ def validate(config):
         fail("channels", "the shapes dataset is RGB; use 3")
     choice("embedding_sampling", EMBEDDING_SAMPLING)
     choice("stackgan_variant", STACKGAN_VARIANTS)
+    if config.stackgan_base_size:
+        if config.model != "stackgan_stage1":
+            fail("stackgan_base_size", "shapes the stackgan_stage1 networks only (a Stage-II run takes its Stage-I "
+                                       "run's); leave it at 0")
+        if (config.stackgan_base_size < 0 or config.image_size % config.stackgan_base_size
+                or config.image_size // config.stackgan_base_size not in (4, 8, 16)):
+            fail("stackgan_base_size", "must be image_size/16, /8 or /4 (0: image_size/16)")
     if config.dataset in ("cub", "oxford", "stackgan") and not config.uses_text:
         fail("dataset", f"{config.dataset} is read for text-to-image models ({', '.join(TEXT_MODELS)}); "
                         "train other models on its images with --dataset=folder")

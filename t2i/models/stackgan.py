@@ -138,6 +138,18 @@ def _check_normalization(normalization):
                          f"Received: normalization={normalization!r}")
 
 
+def stage1_depth(image_size, base_size):
+    """Number of ×2 stages between Stage-I's smallest feature map (`base_size`; None: image_size/16, the paper's 4×4
+    at 64×64) and the image: 4 in the paper, 2–4 allowed (the networks drop their last stages when shallower)."""
+    if base_size is None:
+        return len(STAGE1_DISCRIMINATOR_WIDTHS)
+    if (isinstance(base_size, bool) or not isinstance(base_size, int) or base_size <= 0
+            or image_size % base_size or (image_size // base_size) not in (4, 8, 16)):
+        raise ValueError(f"base_size must divide image_size into 4, 8 or 16 (2 to 4 stages of ×2). Received: "
+                         f"base_size={base_size!r}, image_size={image_size}")
+    return int(math.log2(image_size // base_size))
+
+
 def _check_embedding_dim(embedding_dim):
     if not isinstance(embedding_dim, int) or embedding_dim < 0:
         raise ValueError(f"embedding_dim must be a non-negative integer (0: unconditional). "
@@ -168,13 +180,17 @@ class StackGANStage1Generator(keras.Model):
         standardize_embedding: standardise the embedding per dimension before CA (layer
             "embedding_standardization", `EmbeddingStandardization`), so that the text signal starts as strong as
             CA's unit noise whatever the encoder's scale.
+        base_size: side of the dense layer's map; None → S/16 (the paper's 4×4 at 64×64). A larger one (S/8, S/4)
+            drops the last stages (gf_dim·1, then gf_dim·2): at 32×32, base 4 keeps the paper's 4×4 start instead
+            of a 2×2 one.
     """
 
     def __init__(self, image_size=64, noise_dim=100, embedding_dim=1024, ef_dim=128, gf_dim=128, variant="simple",
                  ca_activation="leaky_relu", ca_seed=None, bn_epsilon=1e-5, bn_momentum=0.9,
-                 standardize_embedding=False, upsampling=None, **kwargs):
+                 standardize_embedding=False, upsampling=None, base_size=None, **kwargs):
         blocks.check_image_size(image_size, minimum=16)
         check_variant(variant)
+        depth = stage1_depth(image_size, base_size)
         upsampling = upsampling or STAGE1_GENERATOR_UPSAMPLING[variant]
         if upsampling not in ("transposed", "nearest"):
             raise ValueError(f"upsampling must be 'transposed' or 'nearest'. Received: upsampling={upsampling!r}")
@@ -190,8 +206,8 @@ class StackGANStage1Generator(keras.Model):
         else:
             x, inputs = noise, noise
 
-        stages = STAGE1_GENERATOR_STAGES[variant]
-        size = image_size // 16
+        stages = STAGE1_GENERATOR_STAGES[variant][:depth]
+        size = image_size // 2**depth
         for i, (multiplier, residual) in enumerate(stages):
             filters = gf_dim * multiplier
             name = f"stage{i}"
@@ -229,6 +245,7 @@ class StackGANStage1Generator(keras.Model):
         self.bn_momentum = bn_momentum
         self.standardize_embedding = bool(standardize_embedding and embedding_dim > 0)
         self.upsampling = upsampling
+        self.base_size = base_size
 
     def ca_statistics(self, embedding):
         """(μ, log σ) of the Conditioning Augmentation Gaussian for `embedding` [B, embedding_dim]."""
@@ -250,6 +267,7 @@ class StackGANStage1Generator(keras.Model):
             "bn_momentum": self.bn_momentum,
             "standardize_embedding": self.standardize_embedding,
             "upsampling": self.upsampling,
+            "base_size": self.base_size,
         }
 
 
@@ -287,11 +305,13 @@ class StackGANStage1Discriminator(keras.Model):
         standardize_embedding: standardise the embedding before the text branch (as the generator's).
         projection: the text joins as a projection term (Miyato & Koyama 2018): the head scores the image features
             alone and adds ⟨e·V, Σ_hw φ(x)⟩, instead of concatenating the tiled, compressed embedding.
+        base_size: side of the last feature map; None → S/16 (4×4 at 64×64). A larger one drops the last
+            downsamplings (df_dim·8, then df_dim·4), as the generator's `base_size`.
     """
 
     def __init__(self, image_size=64, embedding_dim=1024, ef_dim=128, df_dim=64, variant="simple", bn_epsilon=1e-5,
                  bn_momentum=0.9, num_labels=0, normalization="batch", standardize_embedding=False, projection=False,
-                 **kwargs):
+                 base_size=None, **kwargs):
         if not isinstance(num_labels, int) or isinstance(num_labels, bool) or num_labels < 0:
             raise ValueError(f"num_labels must be a non-negative integer. Received: num_labels={num_labels!r}")
         blocks.check_image_size(image_size, minimum=16)
@@ -301,8 +321,9 @@ class StackGANStage1Discriminator(keras.Model):
         bn = (bn_epsilon, bn_momentum, normalization)
         inputs, x, embedding = _discriminator_inputs(image_size, embedding_dim)
         residual = STAGE1_DISCRIMINATOR_RESIDUAL[variant]
-        last = len(STAGE1_DISCRIMINATOR_WIDTHS) - 1
-        for i, multiplier in enumerate(STAGE1_DISCRIMINATOR_WIDTHS):
+        widths = STAGE1_DISCRIMINATOR_WIDTHS[:stage1_depth(image_size, base_size)]
+        last = len(widths) - 1
+        for i, multiplier in enumerate(widths):
             name = f"down{i}"
             if i == 0:
                 x = _conv(x, df_dim * multiplier, 4, name, strides=2, use_bias=True)
@@ -338,6 +359,7 @@ class StackGANStage1Discriminator(keras.Model):
         self.normalization = normalization
         self.standardize_embedding = bool(standardize_embedding and embedding_dim > 0)
         self.projection = bool(projection)
+        self.base_size = base_size
 
     def get_config(self):
         return {
@@ -354,6 +376,7 @@ class StackGANStage1Discriminator(keras.Model):
             "normalization": self.normalization,
             "standardize_embedding": self.standardize_embedding,
             "projection": self.projection,
+            "base_size": self.base_size,
         }
 
 

@@ -102,12 +102,13 @@ def _text_networks(config, restore_stage1=False):
                 ef_dim=config.ca_dim, gf_dim=config.gf_dim, variant=config.stackgan_variant, name="generator",
                 # --upsampling picks the simple variant's; the complex one (the paper's) is nearest by definition.
                 upsampling=config.upsampling if config.stackgan_variant == "simple" else None,
-                **standardize, **bn),
+                base_size=config.stackgan_base_size or None, **standardize, **bn),
             stackgan.StackGANStage1Discriminator(
                 image_size=config.image_size, embedding_dim=embedding_dim, ef_dim=config.ca_dim,
                 df_dim=config.df_dim, variant=config.stackgan_variant, name="discriminator",
                 num_labels=shapes.NUM_LABELS if config.text_aux_weight > 0 else 0,
-                normalization=config.resolved_normalization, projection=config.projection, **standardize, **bn),
+                normalization=config.resolved_normalization, projection=config.projection,
+                base_size=config.stackgan_base_size or None, **standardize, **bn),
         )
     stage1_run = stage1_config(config)
     stage1, _ = _text_networks(stage1_run)

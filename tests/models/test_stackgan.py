@@ -89,6 +89,54 @@ def test_simple_generator_takes_nearest_upsampling_and_keeps_it_through_its_conf
 
 
 @pytest.mark.parametrize("variant", stackgan.VARIANTS)
+def test_a_larger_base_size_drops_the_last_stages_of_both_stage1_networks(variant):
+    """At 32×32 the paper's S/16 gives a 2×2 map; base 4 starts the generator and ends the discriminator at 4×4 with
+    the paper's widths from the top (gf·8 → gf·4 → gf·2 → image; df·1, ·2, ·4)."""
+    generator = StackGANStage1Generator(image_size=32, gf_dim=8, embedding_dim=12, noise_dim=6, ef_dim=4,
+                                        variant=variant, base_size=4)
+    assert generator.get_layer("project").kernel.shape == (10, 4 * 4 * 64)
+    assert [generator.get_layer(f"stage{i}_bn").output.shape[1:] for i in (1, 2)] == [(8, 8, 32), (16, 16, 16)]
+    assert "stage3_bn" not in [layer.name for layer in generator.layers]
+    images = np.asarray(generator(_generator_inputs(generator), training=True))
+    assert images.shape == (2, 32, 32, 3)
+    discriminator = StackGANStage1Discriminator(image_size=32, df_dim=8, embedding_dim=12, ef_dim=4,
+                                                variant=variant, base_size=4, num_labels=3, normalization="layer")
+    last = "down2_residual_add" if variant == "complex" else "down2_lrelu"
+    assert discriminator.get_layer(last).output.shape == (None, 4, 4, 32)
+    assert "down3_conv" not in [layer.name for layer in discriminator.layers]
+    assert discriminator.get_layer("logit_conv").kernel.shape == (4, 4, 64, 1)
+    outputs = discriminator({"image": images, "embedding": _generator_inputs(generator)["embedding"]})
+    assert outputs["logits"].shape == (2, 1) and outputs["aux_logits"].shape == (2, 3)
+    # The default is the paper's S/16, spelt out or not.
+    default = StackGANStage1Generator(image_size=32, gf_dim=8, embedding_dim=12, noise_dim=6, ef_dim=4)
+    assert default.get_layer("project").kernel.shape == (10, 2 * 2 * 64)
+    assert StackGANStage1Generator(image_size=32, gf_dim=8, embedding_dim=12, noise_dim=6, ef_dim=4,
+                                   base_size=2).count_params() == default.count_params()
+    for bad in (3, 16, 0, 1):
+        with pytest.raises(ValueError, match="base_size must divide image_size into 4, 8 or 16"):
+            StackGANStage1Discriminator(image_size=32, df_dim=8, embedding_dim=12, base_size=bad)
+
+
+def test_the_base_size_flag_reaches_both_stage1_networks_and_is_checked_first(tmp_path):
+    from t2i import configs
+    from t2i.training import factory
+
+    embeddings = tmp_path / "embeddings.h5"
+    embeddings.touch()
+    tiny = dict(model="stackgan_stage1", dataset="shapes", image_size=32, gf_dim=4, df_dim=4, ca_dim=4, noise_dim=4,
+                embedding_dim=8, embeddings=str(embeddings), log_dir=str(tmp_path), steps=1)
+    generator, discriminator = factory.build_networks(configs.TrainConfig(stackgan_base_size=4, **tiny))
+    assert generator.base_size == discriminator.base_size == 4
+    assert generator.get_layer("project").kernel.shape[1] == 4 * 4 * 32
+    configs.validate(configs.TrainConfig(stackgan_base_size=4, **tiny))
+    with pytest.raises(configs.ConfigError, match="^--stackgan_base_size: must be image_size/16, /8 or /4"):
+        configs.validate(configs.TrainConfig(stackgan_base_size=16, **tiny))
+    with pytest.raises(configs.ConfigError, match="^--stackgan_base_size: shapes the stackgan_stage1 networks"):
+        configs.validate(configs.TrainConfig(**dict(tiny, model="hdgan", stackgan_base_size=4)))
+    assert "stackgan_base_size" in configs.config.ARCHITECTURE_FIELDS  # a resumed run cannot change it
+
+
+@pytest.mark.parametrize("variant", stackgan.VARIANTS)
 def test_small_stage1_networks(variant):
     generator = StackGANStage1Generator(variant=variant, **SMALL_G)
     inputs = _generator_inputs(generator, batch=3)
@@ -247,9 +295,11 @@ def test_the_projection_flag_builds_the_stage1_projection_discriminator_and_is_r
     lambda: StackGANStage1Discriminator(variant="complex", **SMALL_D),
     lambda: StackGANStage1Discriminator(variant="complex", normalization="layer", num_labels=3, **SMALL_D),
     lambda: StackGANStage1Discriminator(projection=True, standardize_embedding=True, num_labels=3, **SMALL_D),
+    lambda: StackGANStage1Generator(variant="simple", upsampling="nearest", ca_seed=3, base_size=4, **SMALL_G),
     lambda: StackGANStage2Generator(StackGANStage1Generator(**SMALL_G), gf_dim=8, num_residual=1),
     lambda: StackGANStage2Discriminator(image_size=64, df_dim=8, embedding_dim=12, ef_dim=4),
-], ids=["stage1_g", "stage1_d", "stage1_d_layer_norm", "stage1_d_projection", "stage2_g", "stage2_d"])
+], ids=["stage1_g", "stage1_d", "stage1_d_layer_norm", "stage1_d_projection", "stage1_g_base4", "stage2_g",
+        "stage2_d"])
 def test_keras_round_trip_gives_identical_outputs(tmp_path, build):
     model = build()
     if isinstance(model, StackGANStage2Generator):
