@@ -68,7 +68,7 @@ flags.DEFINE_bool("projection", _DEFAULTS.projection,
                   "tiled text concatenated to the image features.")
 flags.DEFINE_bool("conditional_bn", _DEFAULTS.conditional_bn,
                   "Label-conditioned generators: every BatchNorm's scale and offset also come from the labels "
-                  "(conditional BatchNorm) instead of the labels joining z only.")
+                  "(conditional BatchNorm) instead of the labels joining z only; stackgan_stage1: from the CA code.")
 flags.DEFINE_float("began_gamma", _DEFAULTS.began_gamma, "BEGAN diversity ratio γ = E[L(G(z))] / E[L(x)].")
 flags.DEFINE_float("began_lambda_k", _DEFAULTS.began_lambda_k, "BEGAN proportional gain λ_k of the k controller.")
 flags.DEFINE_integer("sr_scale", _DEFAULTS.sr_scale, "SRGAN upscaling factor (power of two).")

@@ -7,13 +7,15 @@ plausible images too; a KL term towards N(0, I) (`t2i.losses.matching.kl_diverge
 manifold smooth.
 
 Also the discriminators' conditioning: `EmbeddingStandardization` (caption embeddings to zero mean, unit variance)
-and `ProjectionLogit` (the projection discriminator's ⟨condition · V, Σ φ(x)⟩ term, for labels or embeddings).
+and `ProjectionLogit` (the projection discriminator's ⟨condition · V, Σ φ(x)⟩ term, for labels or embeddings); and
+the generators' conditional BatchNorm (`conditional_batch_norm`, `ConditionalScaleOffset`).
 """
 import keras
 import tensorflow as tf
 from keras import ops
 
 from t2i.layers import blocks
+from t2i.layers.normalization import FusedBatchNormalization
 
 CA_ACTIVATIONS = ("leaky_relu", "relu")
 
@@ -154,6 +156,42 @@ class ProjectionLogit(keras.layers.Layer):
         pooled = keras.ops.sum(keras.ops.cast(features, "float32"), axis=(1, 2))
         embedded = keras.ops.matmul(keras.ops.cast(condition, "float32"), self.embedding)
         return keras.ops.cast(logits, "float32") + keras.ops.sum(pooled * embedded, axis=-1, keepdims=True)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+
+def conditional_batch_norm(condition, bn_epsilon, bn_momentum):
+    """A `norm(x, name)` for generator bodies: BatchNorm without its own γ/β (layer `name`), then scale and offset
+    from `condition` [B, N] (layer `<name>_modulation`)."""
+    def norm(x, name):
+        x = FusedBatchNormalization(epsilon=bn_epsilon, momentum=bn_momentum, center=False, scale=False,
+                                    name=name)(x)
+        return ConditionalScaleOffset(name=f"{name}_modulation")([x, condition])
+    return norm
+
+
+@keras.saving.register_keras_serializable(package="t2i")
+class ConditionalScaleOffset(keras.layers.Layer):
+    """[x [B, ..., C], condition [B, N]] → x·(1 + y·W_γ) + y·W_β: the affine part of a conditional BatchNorm.
+
+    W_γ ~ N(0, 0.02) and W_β = 0 at the start, so it begins as the plain BatchNorm with γ ≈ 1, β = 0; a multi-hot
+    condition adds up its labels' scales and offsets.
+    """
+
+    def build(self, input_shape):
+        x_shape, condition_shape = input_shape
+        shape = (int(condition_shape[-1]), int(x_shape[-1]))
+        self.gamma = self.add_weight(name="gamma", shape=shape, initializer=blocks.dcgan_init())
+        self.beta = self.add_weight(name="beta", shape=shape, initializer="zeros")
+
+    def call(self, inputs):
+        x, condition = inputs
+        condition = keras.ops.cast(condition, x.dtype)
+        gamma = keras.ops.matmul(condition, keras.ops.cast(self.gamma, x.dtype))
+        beta = keras.ops.matmul(condition, keras.ops.cast(self.beta, x.dtype))
+        broadcast = (-1,) + (1,) * (len(x.shape) - 2) + (int(x.shape[-1]),)  # [B, C] over any middle axes
+        return x * (1.0 + keras.ops.reshape(gamma, broadcast)) + keras.ops.reshape(beta, broadcast)
 
     def compute_output_shape(self, input_shape):
         return input_shape[0]

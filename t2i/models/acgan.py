@@ -14,8 +14,8 @@ projection still reads φ(x), computed from the image alone.
 import keras
 
 from t2i.layers import blocks
-from t2i.layers.conditioning import ProjectionLogit
-from t2i.layers.normalization import FusedBatchNormalization
+# ConditionalScaleOffset and ProjectionLogit live with the other conditioning layers; importable from here too.
+from t2i.layers.conditioning import ConditionalScaleOffset, ProjectionLogit, conditional_batch_norm  # noqa: F401
 from t2i.models import dcgan
 
 
@@ -45,7 +45,7 @@ class ConditionalGenerator(keras.Model):
                                       name="condition_dense")(condition)
         expanded = keras.layers.ReLU(name="condition_relu")(expanded)
         x = keras.layers.Concatenate(name="noise_condition")([noise, expanded])
-        norm = _conditional_norm(condition, bn_epsilon, bn_momentum) if conditional_bn else None
+        norm = conditional_batch_norm(condition, bn_epsilon, bn_momentum) if conditional_bn else None
         image = dcgan.generator_body(x, image_size, channels, base_filters, max_filters, upsampling, bn_epsilon,
                                      bn_momentum, norm=norm)
         super().__init__(inputs={"noise": noise, condition_name: condition}, outputs=image, **kwargs)
@@ -80,40 +80,6 @@ class ConditionalGenerator(keras.Model):
             "bn_momentum": self.bn_momentum,
             "condition_name": self.condition_name,
         }
-
-
-def _conditional_norm(condition, bn_epsilon, bn_momentum):
-    """A `dcgan.generator_body` norm: BatchNorm without its own γ/β, then scale and offset from the condition."""
-    def norm(x, name):
-        x = FusedBatchNormalization(epsilon=bn_epsilon, momentum=bn_momentum, center=False, scale=False,
-                                    name=name)(x)
-        return ConditionalScaleOffset(name=f"{name}_modulation")([x, condition])
-    return norm
-
-
-@keras.saving.register_keras_serializable(package="t2i")
-class ConditionalScaleOffset(keras.layers.Layer):
-    """[x [B, H, W, C], condition [B, N]] → x·(1 + y·W_γ) + y·W_β: the affine part of a conditional BatchNorm.
-
-    W_γ ~ N(0, 0.02) and W_β = 0 at the start, so it begins as the plain BatchNorm with γ ≈ 1, β = 0; a multi-hot
-    condition adds up its labels' scales and offsets.
-    """
-
-    def build(self, input_shape):
-        x_shape, condition_shape = input_shape
-        shape = (int(condition_shape[-1]), int(x_shape[-1]))
-        self.gamma = self.add_weight(name="gamma", shape=shape, initializer=blocks.dcgan_init())
-        self.beta = self.add_weight(name="beta", shape=shape, initializer="zeros")
-
-    def call(self, inputs):
-        x, condition = inputs
-        condition = keras.ops.cast(condition, x.dtype)
-        gamma = keras.ops.matmul(condition, keras.ops.cast(self.gamma, x.dtype))[:, None, None, :]
-        beta = keras.ops.matmul(condition, keras.ops.cast(self.beta, x.dtype))[:, None, None, :]
-        return x * (1.0 + gamma) + beta
-
-    def compute_output_shape(self, input_shape):
-        return input_shape[0]
 
 
 @keras.saving.register_keras_serializable(package="t2i")

@@ -17,7 +17,8 @@ import math
 import keras
 
 from t2i.layers import blocks
-from t2i.layers.conditioning import ConditioningAugmentation, EmbeddingStandardization, ProjectionLogit
+from t2i.layers.conditioning import (ConditioningAugmentation, EmbeddingStandardization, ProjectionLogit,
+                                    conditional_batch_norm)
 
 VARIANTS = ("simple", "complex")
 LEAKY_SLOPE = 0.2
@@ -183,11 +184,14 @@ class StackGANStage1Generator(keras.Model):
         base_size: side of the dense layer's map; None → S/16 (the paper's 4×4 at 64×64). A larger one (S/8, S/4)
             drops the last stages (gf_dim·1, then gf_dim·2): at 32×32, base 4 keeps the paper's 4×4 start instead
             of a 2×2 one.
+        conditional_bn: the CA code c also sets the scale and offset of the dense map's and every upsampling
+            stage's BatchNorm (γ = 1 + c·W_γ, β = c·W_β; the complex variant's residual blocks keep plain BN), so the
+            text steers every resolution, not only the dense projection.
     """
 
     def __init__(self, image_size=64, noise_dim=100, embedding_dim=1024, ef_dim=128, gf_dim=128, variant="simple",
                  ca_activation="leaky_relu", ca_seed=None, bn_epsilon=1e-5, bn_momentum=0.9,
-                 standardize_embedding=False, upsampling=None, base_size=None, **kwargs):
+                 standardize_embedding=False, upsampling=None, base_size=None, conditional_bn=False, **kwargs):
         blocks.check_image_size(image_size, minimum=16)
         check_variant(variant)
         depth = stage1_depth(image_size, base_size)
@@ -196,6 +200,8 @@ class StackGANStage1Generator(keras.Model):
             raise ValueError(f"upsampling must be 'transposed' or 'nearest'. Received: upsampling={upsampling!r}")
         _check_embedding_dim(embedding_dim)
         bn = (bn_epsilon, bn_momentum)
+        if conditional_bn and embedding_dim <= 0:
+            raise ValueError("conditional_bn needs a text input (embedding_dim > 0). Received: embedding_dim=0")
         noise = keras.Input(shape=(noise_dim,), name="noise")
         if embedding_dim > 0:
             embedding = keras.Input(shape=(embedding_dim,), name="embedding")
@@ -205,6 +211,11 @@ class StackGANStage1Generator(keras.Model):
             inputs = {"noise": noise, "embedding": embedding}
         else:
             x, inputs = noise, noise
+        if conditional_bn:
+            norm = conditional_batch_norm(code, bn_epsilon, bn_momentum)
+        else:
+            def norm(x, name):
+                return blocks.batch_norm(x, *bn, name=name)
 
         stages = STAGE1_GENERATOR_STAGES[variant][:depth]
         size = image_size // 2**depth
@@ -216,14 +227,14 @@ class StackGANStage1Generator(keras.Model):
                                        name="project")(x)
                 if variant == "complex":
                     # The original normalises the dense output per feature before the reshape.
-                    x = blocks.batch_norm(x, *bn, name="project_bn")
+                    x = norm(x, "project_bn")
                     x = keras.layers.Reshape((size, size, filters), name="project_reshape")(x)
                 else:
                     x = keras.layers.Reshape((size, size, filters), name="project_reshape")(x)
-                    x = blocks.batch_norm(x, *bn, name="project_bn")
+                    x = norm(x, "project_bn")
             else:
                 x = blocks.upsample(x, filters, upsampling, name=name)
-                x = blocks.batch_norm(x, *bn, name=f"{name}_bn")
+                x = norm(x, f"{name}_bn")
             if residual is None:
                 x = keras.layers.ReLU(name=f"{name}_relu")(x)
             else:
@@ -246,6 +257,7 @@ class StackGANStage1Generator(keras.Model):
         self.standardize_embedding = bool(standardize_embedding and embedding_dim > 0)
         self.upsampling = upsampling
         self.base_size = base_size
+        self.conditional_bn = bool(conditional_bn)
 
     def ca_statistics(self, embedding):
         """(μ, log σ) of the Conditioning Augmentation Gaussian for `embedding` [B, embedding_dim]."""
@@ -268,6 +280,7 @@ class StackGANStage1Generator(keras.Model):
             "standardize_embedding": self.standardize_embedding,
             "upsampling": self.upsampling,
             "base_size": self.base_size,
+            "conditional_bn": self.conditional_bn,
         }
 
 

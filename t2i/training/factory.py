@@ -102,7 +102,8 @@ def _text_networks(config, restore_stage1=False):
                 ef_dim=config.ca_dim, gf_dim=config.gf_dim, variant=config.stackgan_variant, name="generator",
                 # --upsampling picks the simple variant's; the complex one (the paper's) is nearest by definition.
                 upsampling=config.upsampling if config.stackgan_variant == "simple" else None,
-                base_size=config.stackgan_base_size or None, **standardize, **bn),
+                base_size=config.stackgan_base_size or None, conditional_bn=config.conditional_bn, **standardize,
+                **bn),
             stackgan.StackGANStage1Discriminator(
                 image_size=config.image_size, embedding_dim=embedding_dim, ef_dim=config.ca_dim,
                 df_dim=config.df_dim, variant=config.stackgan_variant, name="discriminator",

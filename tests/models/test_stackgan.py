@@ -117,6 +117,35 @@ def test_a_larger_base_size_drops_the_last_stages_of_both_stage1_networks(varian
             StackGANStage1Discriminator(image_size=32, df_dim=8, embedding_dim=12, base_size=bad)
 
 
+@pytest.mark.parametrize("variant", stackgan.VARIANTS)
+def test_conditional_bn_scales_and_offsets_every_stage_by_the_ca_code(variant):
+    """Each modulated BatchNorm gives BN(x)·(1 + c·W_γ) + c·W_β with c the CA code of the same call."""
+    generator = StackGANStage1Generator(image_size=32, gf_dim=8, embedding_dim=12, noise_dim=6, ef_dim=4,
+                                        variant=variant, base_size=4, conditional_bn=True)
+    names = [layer.name for layer in generator.layers if layer.name.endswith("_modulation")]
+    assert names == ["project_bn_modulation", "stage1_bn_modulation", "stage2_bn_modulation"]
+    rng = np.random.default_rng(8)
+    for name in names:
+        layer = generator.get_layer(name)
+        layer.gamma.assign(rng.normal(0, 0.3, layer.gamma.shape).astype("float32"))
+        layer.beta.assign(rng.normal(0, 0.3, layer.beta.shape).astype("float32"))
+    probe = keras.Model(generator.input, [generator.get_layer("ca").output]
+                        + [generator.get_layer(name.replace("_modulation", "")).output for name in names]
+                        + [generator.get_layer(name).output for name in names])
+    inputs = _generator_inputs(generator, batch=3, seed=9)
+    code, *outputs = (np.asarray(value) for value in probe(inputs, training=True))
+    for name, normalized, modulated in zip(names, outputs[:3], outputs[3:]):
+        layer = generator.get_layer(name)
+        shape = (-1,) + (1,) * (normalized.ndim - 2) + (normalized.shape[-1],)
+        expected = (normalized * (1 + (code @ np.asarray(layer.gamma)).reshape(shape))
+                    + (code @ np.asarray(layer.beta)).reshape(shape))
+        np.testing.assert_allclose(modulated, expected, rtol=1e-4, atol=1e-5, err_msg=name)
+    clone = StackGANStage1Generator.from_config(generator.get_config())
+    assert clone.conditional_bn and clone.count_params() == generator.count_params()
+    with pytest.raises(ValueError, match="conditional_bn needs a text input"):
+        StackGANStage1Generator(image_size=32, gf_dim=8, embedding_dim=0, noise_dim=6, conditional_bn=True)
+
+
 def test_the_base_size_flag_reaches_both_stage1_networks_and_is_checked_first(tmp_path):
     from t2i import configs
     from t2i.training import factory
@@ -125,14 +154,18 @@ def test_the_base_size_flag_reaches_both_stage1_networks_and_is_checked_first(tm
     embeddings.touch()
     tiny = dict(model="stackgan_stage1", dataset="shapes", image_size=32, gf_dim=4, df_dim=4, ca_dim=4, noise_dim=4,
                 embedding_dim=8, embeddings=str(embeddings), log_dir=str(tmp_path), steps=1)
-    generator, discriminator = factory.build_networks(configs.TrainConfig(stackgan_base_size=4, **tiny))
-    assert generator.base_size == discriminator.base_size == 4
+    generator, discriminator = factory.build_networks(configs.TrainConfig(stackgan_base_size=4, conditional_bn=True,
+                                                                          **tiny))
+    assert generator.base_size == discriminator.base_size == 4 and generator.conditional_bn
     assert generator.get_layer("project").kernel.shape[1] == 4 * 4 * 32
     configs.validate(configs.TrainConfig(stackgan_base_size=4, **tiny))
     with pytest.raises(configs.ConfigError, match="^--stackgan_base_size: must be image_size/16, /8 or /4"):
         configs.validate(configs.TrainConfig(stackgan_base_size=16, **tiny))
     with pytest.raises(configs.ConfigError, match="^--stackgan_base_size: shapes the stackgan_stage1 networks"):
         configs.validate(configs.TrainConfig(**dict(tiny, model="hdgan", stackgan_base_size=4)))
+    configs.validate(configs.TrainConfig(conditional_bn=True, **tiny))
+    with pytest.raises(configs.ConfigError, match="^--conditional_bn: is for"):  # the unconditional StackGAN
+        configs.validate(configs.TrainConfig(conditional_bn=True, use_text=False, **tiny))
     assert "stackgan_base_size" in configs.config.ARCHITECTURE_FIELDS  # a resumed run cannot change it
 
 
@@ -295,10 +328,11 @@ def test_the_projection_flag_builds_the_stage1_projection_discriminator_and_is_r
     lambda: StackGANStage1Discriminator(variant="complex", **SMALL_D),
     lambda: StackGANStage1Discriminator(variant="complex", normalization="layer", num_labels=3, **SMALL_D),
     lambda: StackGANStage1Discriminator(projection=True, standardize_embedding=True, num_labels=3, **SMALL_D),
-    lambda: StackGANStage1Generator(variant="simple", upsampling="nearest", ca_seed=3, base_size=4, **SMALL_G),
+    lambda: StackGANStage1Generator(variant="simple", upsampling="nearest", ca_seed=3, base_size=4,
+                                    conditional_bn=True, **SMALL_G),
     lambda: StackGANStage2Generator(StackGANStage1Generator(**SMALL_G), gf_dim=8, num_residual=1),
     lambda: StackGANStage2Discriminator(image_size=64, df_dim=8, embedding_dim=12, ef_dim=4),
-], ids=["stage1_g", "stage1_d", "stage1_d_layer_norm", "stage1_d_projection", "stage1_g_base4", "stage2_g",
+], ids=["stage1_g", "stage1_d", "stage1_d_layer_norm", "stage1_d_projection", "stage1_g_base4_cbn", "stage2_g",
         "stage2_d"])
 def test_keras_round_trip_gives_identical_outputs(tmp_path, build):
     model = build()

@@ -41,10 +41,11 @@ def test_config_takes_dim_and_encoder_from_the_embeddings_file(tmp_path, text_da
     dict(stackgan_variant="simple", interpolation_weight=1.0),
     dict(stackgan_variant="complex", loss="hinge"),
     dict(loss="wasserstein", gp_weight=10.0, n_critic=2),
-    dict(stackgan_variant="simple", upsampling="nearest", projection=True),
+    dict(stackgan_variant="simple", upsampling="nearest", projection=True, conditional_bn=True,
+         stackgan_base_size=8),
     dict(model="hdgan", image_size=64, hdgan_scales="16,32,64"),
     dict(model="hdgan", image_size=32, hdgan_scales="16,32", hdgan_shared_trunk=True),
-], ids=["stage1-simple-gan-int", "stage1-complex-hinge", "stage1-wgan-gp", "stage1-nearest-projection", "hdgan",
+], ids=["stage1-simple-gan-int", "stage1-complex-hinge", "stage1-wgan-gp", "stage1-nearest-projection-cbn-base8", "hdgan",
         "hdgan-shared"])
 def test_one_step_updates_every_weight_with_finite_losses(tmp_path, text_data, overrides):
     config = text_config(tmp_path / "run", text_data, **overrides)
