@@ -186,9 +186,9 @@ def main(argv):
                 rounds = interleaved_rounds(lambda: measure(steps).images_per_second,
                                             lambda: torch.images_per_second(kind, steps), FLAGS.rounds)
                 ours, theirs, ratios = (statistics.median(column) for column in zip(*rounds))
-                unit = "step" if kind == "train" else "batch"
+                unit = "steps" if kind == "train" else "batches"
                 print(f"torch {kind} {name} batch={FLAGS.batch_size}: {theirs:.1f} img/s (PyTorch {torch.version}; "
-                      f"median of {FLAGS.rounds} rounds of {steps} {unit}s; t2i {ours:.1f} img/s in the same rounds)",
+                      f"median of {FLAGS.rounds} rounds of {steps} {unit}; t2i {ours:.1f} img/s in the same rounds)",
                       flush=True)
                 print(f"ratio {kind} t2i/torch: {ratios:.2f}x (median; rounds: "
                       f"{' '.join(f'{ratio:.2f}x' for *_, ratio in rounds)})", flush=True)
