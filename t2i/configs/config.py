@@ -240,8 +240,8 @@ PRESETS = {
     # the 24-label BCE be weighed 8 (16 collapsed every row to one image); Adam 4e-4 for both networks; samples,
     # exports and evaluation from an EMA of the generator (0.999). 4000 steps: 0.45 with BatchNorm and weight 4,
     # 0.75 with this recipe; 10000 steps: 0.88 for the raw generator, 0.92 for its EMA. Conditional BatchNorm in the
-    # generator (the labels set every BN's scale and offset, not only z's neighbour): 0.926 against 0.895 at 12000
-    # steps (0.898 against 0.880 at 8000); a quarter of the learning rate after 12000 steps gained nothing.
+    # generator (the labels set every BN's scale and offset, not only z's neighbour): 0.927 against 0.895 at 12000
+    # steps (0.913 against 0.880 at 8000); a quarter of the learning rate after 12000 steps gained nothing.
     "acgan_shapes": dict(
         model="acgan", dataset="shapes", image_size=32, batch_size=64, steps=12000, noise_dim=100,
         condition_dim=256, gf_dim=32, df_dim=32, upsampling="nearest", projection=True, conditional_bn=True,
@@ -301,7 +301,9 @@ PRESETS = {
     # the "simple" networks with z 100 and Adam 4e-4 learnt about as fast per step as "complex" at half the cost, and
     # df 16 (0.54 at 4000 steps) beat df 32 with D at 2e-4. KL 0.2 (2 kept the code near N(0, I)). 5000 images and
     # 1000 steps keep the README's main job within 10 minutes on a slow (AVX2-only) 2-core machine; accuracy rises
-    # with steps (0.52 at 4000 on 10000 images), so longer runs pass --steps (and --num_examples).
+    # with steps (0.52 at 4000 on 10000 images), so longer runs pass --steps (and --num_examples). Longer runs also
+    # gain from --upsampling=nearest --df_dim=32 --stackgan_base_size=4 --conditional_bn (0.64 at 4000 steps, 0.77
+    # at 8000; FID 177 against 252 for nearest alone), which cost 2.3x per step: too slow for the main job.
     "stackgan_shapes": dict(
         model="stackgan_stage1", dataset="shapes", image_size=32, batch_size=64, steps=1000, num_examples=5000,
         noise_dim=100,
