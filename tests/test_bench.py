@@ -5,8 +5,7 @@ import json
 
 import pytest
 
-from t2i.bench import torch_reference
-from t2i.bin import bench
+from t2i.bench import compare, torch_reference
 
 
 def test_interleaved_rounds_alternate_and_pair_each_t2i_timing_with_the_next_torch_timing():
@@ -22,7 +21,7 @@ def test_interleaved_rounds_alternate_and_pair_each_t2i_timing_with_the_next_tor
         calls.append("torch")
         return next(theirs)
 
-    rounds = bench.interleaved_rounds(t2i, torch, 3, pause=0)
+    rounds = compare.interleaved_rounds(t2i, torch, 3, pause=0)
     assert calls == ["t2i", "torch"] * 3
     assert rounds == [(10.0, 5.0, 2.0), (20.0, 40.0, 0.5), (30.0, 10.0, 3.0)]
 
@@ -59,8 +58,8 @@ def test_torch_reference_talks_to_its_child_and_reports_the_child_failure(monkey
         "    print(json.dumps({'images_per_second': settings['batch_size'] * int(steps)}), flush=True)\n"
         "sys.exit(\"ImportError: t2i-bench --compare_torch needs PyTorch\")\n"
     )
-    monkeypatch.setattr(bench.TorchReference, "server_code", server)
-    reference = bench.TorchReference(image_size=32, batch_size=4, warmup=1)
+    monkeypatch.setattr(compare.TorchReference, "server_code", server)
+    reference = compare.TorchReference(image_size=32, batch_size=4, warmup=1)
     try:
         assert reference.version == "fake-32"
         assert reference.images_per_second("train", 3) == 12
@@ -72,6 +71,6 @@ def test_torch_reference_talks_to_its_child_and_reports_the_child_failure(monkey
 
 
 def test_torch_reference_reports_a_child_that_dies_before_answering(monkeypatch):
-    monkeypatch.setattr(bench.TorchReference, "server_code", "import sys; sys.exit(3)")
+    monkeypatch.setattr(compare.TorchReference, "server_code", "import sys; sys.exit(3)")
     with pytest.raises(RuntimeError, match="exited with 3"):
-        bench.TorchReference(image_size=32, batch_size=4, warmup=1)
+        compare.TorchReference(image_size=32, batch_size=4, warmup=1)

@@ -15,16 +15,13 @@ its timings are interleaved with t2i's (`--rounds`, each round one t2i and one P
 the ratio printed is the median of the per-round ratios, so a machine whose speed drifts by tens of percent within
 minutes (seen on shared 2-core VMs) moves both sides of each ratio alike.
 """
-import json
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
-import time
 
 from absl import app, flags
 
+from t2i.bench.compare import TorchReference, interleaved_rounds
 from t2i.bin import common
 
 FLAGS = flags.FLAGS
@@ -41,67 +38,6 @@ flags.DEFINE_list("replicas", ["1", "2"],
                   "Replica counts to measure under MirroredStrategy (GPUs, else logical CPU devices); empty: none.")
 flags.DEFINE_list("mixed_precision", ["mixed_bfloat16", "mixed_float16"],
                   "Mixed-precision policies to measure on one device; empty: none.")
-
-
-class TorchReference:
-    """The PyTorch reference in a persistent child process (`torch_reference.serve`), so that its rounds can be
-    interleaved with t2i's: drift of the machine's speed then moves both figures of a round alike."""
-
-    server_code = "from t2i.bench import torch_reference; torch_reference.serve()"
-
-    def __init__(self, image_size, batch_size, warmup):
-        repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")])))
-        self._stderr = tempfile.TemporaryFile(mode="w+")
-        self._child = subprocess.Popen(
-            [sys.executable, "-c", self.server_code],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True, env=env)
-        try:
-            self.version = self._ask(json.dumps(dict(image_size=image_size, batch_size=batch_size,
-                                                     warmup_steps=warmup)))["version"]
-        except BaseException:
-            self.close()
-            raise
-
-    def _ask(self, line):
-        try:
-            self._child.stdin.write(line + "\n")
-            self._child.stdin.flush()
-            reply = self._child.stdout.readline()
-        except (BrokenPipeError, OSError):
-            reply = ""
-        if not reply:
-            self._child.wait()
-            self._stderr.seek(0)
-            lines = self._stderr.read().strip().splitlines()
-            raise RuntimeError(lines[-1] if lines else f"the PyTorch child exited with {self._child.returncode}")
-        return json.loads(reply)
-
-    def images_per_second(self, kind, steps):
-        return self._ask(f"{kind} {int(steps)}")["images_per_second"]
-
-    def close(self):
-        if self._child.poll() is None:
-            try:
-                self._child.stdin.close()
-            except OSError:
-                pass
-            self._child.wait(timeout=60)
-        if not self._stderr.closed:
-            self._stderr.close()
-
-
-def interleaved_rounds(t2i_measure, torch_measure, rounds, pause=0.5):
-    """Alternates t2i and PyTorch timings `rounds` times; returns (t2i img/s, torch img/s, ratio) per round.
-    The pause lets the idle framework's spinning threads go to sleep before the other is timed."""
-    results = []
-    for _ in range(rounds):
-        ours = t2i_measure()
-        time.sleep(pause)
-        theirs = torch_measure()
-        time.sleep(pause)
-        results.append((ours, theirs, ours / theirs))
-    return results
 
 
 def main(argv):
