@@ -196,12 +196,17 @@ def torch_train_timer(
         for _ in range(warmup_steps):
             train_step()
 
+    return _measure(torch, threads, mkldnn, train_step, batch_size)
+
+
+def _measure(torch, threads, mkldnn, step, batch_size):
+    """`measure(steps)`: runs `step` `steps` times under the run's torch settings -> images per second."""
     def measure(steps):
         _check_steps(0, steps, batch_size)
         with _TorchSettings(torch, threads, mkldnn):
             start = time.perf_counter()
             for _ in range(steps):
-                train_step()
+                step()
             return batch_size * steps / (time.perf_counter() - start)
 
     return measure
@@ -275,15 +280,7 @@ def torch_sample_timer(
         for _ in range(warmup_steps):
             sample_step()
 
-    def measure(steps):
-        _check_steps(0, steps, batch_size)
-        with _TorchSettings(torch, threads, mkldnn):
-            start = time.perf_counter()
-            for _ in range(steps):
-                sample_step()
-            return batch_size * steps / (time.perf_counter() - start)
-
-    return measure
+    return _measure(torch, threads, mkldnn, sample_step, batch_size)
 
 
 def torch_sample_throughput(
