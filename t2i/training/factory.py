@@ -12,7 +12,7 @@ from t2i.models.began import BEGANDiscriminator, BEGANGenerator
 from t2i.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from t2i.models.srgan import SRGANDiscriminator, SRGANGenerator
 from t2i.models.wgan_gp import WGANGPCritic
-from t2i.training import sampling, schedules
+from t2i.training import optimizers, sampling, schedules
 from t2i.training.began import BEGANTrainer
 from t2i.training.conditional import ACGANTrainer, ConditionalGANTrainer
 from t2i.training.gan import GANTrainer
@@ -215,7 +215,7 @@ def build_optimizers(config, total_steps):
             config.lr_schedule, learning_rate, updates_per_step, decay_steps=config.lr_decay_steps,
             rate=config.lr_decay_rate, minimum=config.lr_min, total_steps=total_steps,
         )
-        optimizer = keras.optimizers.Adam(schedule, beta_1=config.beta1, beta_2=config.beta2)
+        optimizer = optimizers.FusedAdam(schedule, beta_1=config.beta1, beta_2=config.beta2)
         if config.mixed_precision == "mixed_float16":
             return keras.optimizers.LossScaleOptimizer(optimizer)
         return optimizer
