@@ -92,6 +92,10 @@ flags.DEFINE_enum("embedding_sampling", _DEFAULTS.embedding_sampling, ["one", "m
 flags.DEFINE_integer("num_mean", _DEFAULTS.num_mean, "Captions averaged with --embedding_sampling=mean.")
 flags.DEFINE_bool("use_text", _DEFAULTS.use_text, "Text models: --nouse_text trains the unconditional StackGAN.")
 flags.DEFINE_integer("ca_dim", _DEFAULTS.ca_dim, "Conditioning Augmentation code size (StackGAN: 128).")
+flags.DEFINE_integer("ca_hidden", _DEFAULTS.ca_hidden,
+                     "StackGAN generators: width of a hidden layer in front of Conditioning Augmentation's dense "
+                     "layer, so the code can read what is not linear in the caption embedding (0: none, as in the "
+                     "paper).")
 flags.DEFINE_float("kl_weight", _DEFAULTS.kl_weight, "Weight of the CA KL term in the generator loss (StackGAN: 2).")
 flags.DEFINE_bool("standardize_embeddings", _DEFAULTS.standardize_embeddings,
                   "StackGAN: standardise caption embeddings per dimension (training-set mean/std, saved with the "

@@ -33,7 +33,7 @@ ARCHITECTURE_FIELDS = (
     "model", "dataset", "image_size", "channels", "noise_dim", "gf_dim", "df_dim", "max_filters", "upsampling",
     "num_labels", "conditional", "condition_dim", "normalization", "sr_scale", "residual_blocks",
     "embedding_dim", "use_text", "ca_dim", "stackgan_variant", "hdgan_scales", "hdgan_shared_trunk",
-    "text_aux_weight", "projection", "conditional_bn", "standardize_embeddings", "stackgan_base_size",
+    "text_aux_weight", "projection", "conditional_bn", "standardize_embeddings", "stackgan_base_size", "ca_hidden",
 )
 
 
@@ -94,6 +94,7 @@ class TrainConfig:
     num_mean: int = 4
     use_text: bool = True  # False: the unconditional StackGAN (noise only; no CA, no matching-aware loss).
     ca_dim: int = 128
+    ca_hidden: int = 0  # StackGAN generators: a hidden layer in front of CA (0: none, as in the paper).
     # Standardise caption embeddings per dimension (training-set mean and std, kept in the networks' weights).
     standardize_embeddings: bool = False
     kl_weight: float = 2.0
@@ -401,6 +402,10 @@ def validate(config):
     if config.model in TEXT_MODELS:
         if config.ca_dim <= 0:
             fail("ca_dim", "must be > 0")
+        if config.ca_hidden < 0:
+            fail("ca_hidden", "must be >= 0 (0: no hidden layer)")
+        if config.ca_hidden and (config.model == "hdgan" or not config.use_text):
+            fail("ca_hidden", "applies to the text-conditioned StackGAN generators (stackgan_stage1, stackgan_stage2)")
         if config.kl_weight < 0:
             fail("kl_weight", "must be >= 0")
         if config.text_aux_weight < 0:

@@ -174,6 +174,8 @@ class StackGANStage1Generator(keras.Model):
         gf_dim: base width (128): the first stage has gf_dim·8 channels.
         variant: "simple" or "complex".
         ca_activation: "leaky_relu" (original TF StackGAN) or "relu" (PyTorch StackGAN).
+        ca_hidden: width of a hidden layer in front of CA's dense layer (0: none, as in the paper); lets the code
+            read what is not linear in the embedding (`ConditioningAugmentation.hidden_units`).
         ca_seed: seed of the CA noise (None: random).
         bn_epsilon, bn_momentum: BatchNorm settings.
         upsampling: "transposed" (4×4 stride-2 transposed convs) or "nearest" (nearest ×2 + 3×3 conv, no
@@ -191,7 +193,8 @@ class StackGANStage1Generator(keras.Model):
 
     def __init__(self, image_size=64, noise_dim=100, embedding_dim=1024, ef_dim=128, gf_dim=128, variant="simple",
                  ca_activation="leaky_relu", ca_seed=None, bn_epsilon=1e-5, bn_momentum=0.9,
-                 standardize_embedding=False, upsampling=None, base_size=None, conditional_bn=False, **kwargs):
+                 standardize_embedding=False, upsampling=None, base_size=None, conditional_bn=False, ca_hidden=0,
+                 **kwargs):
         blocks.check_image_size(image_size, minimum=16)
         check_variant(variant)
         depth = stage1_depth(image_size, base_size)
@@ -205,8 +208,8 @@ class StackGANStage1Generator(keras.Model):
         noise = keras.Input(shape=(noise_dim,), name="noise")
         if embedding_dim > 0:
             embedding = keras.Input(shape=(embedding_dim,), name="embedding")
-            code = ConditioningAugmentation(ef_dim, activation=ca_activation, seed=ca_seed, name="ca")(
-                _standardized(embedding, standardize_embedding))
+            code = ConditioningAugmentation(ef_dim, activation=ca_activation, seed=ca_seed, hidden_units=ca_hidden,
+                                            name="ca")(_standardized(embedding, standardize_embedding))
             x = keras.layers.Concatenate(name="code_noise")([code, noise])
             inputs = {"noise": noise, "embedding": embedding}
         else:
@@ -258,6 +261,7 @@ class StackGANStage1Generator(keras.Model):
         self.upsampling = upsampling
         self.base_size = base_size
         self.conditional_bn = bool(conditional_bn)
+        self.ca_hidden = ca_hidden
 
     def ca_statistics(self, embedding):
         """(μ, log σ) of the Conditioning Augmentation Gaussian for `embedding` [B, embedding_dim]."""
@@ -281,6 +285,7 @@ class StackGANStage1Generator(keras.Model):
             "upsampling": self.upsampling,
             "base_size": self.base_size,
             "conditional_bn": self.conditional_bn,
+            "ca_hidden": self.ca_hidden,
         }
 
 
@@ -429,13 +434,13 @@ class StackGANStage2Generator(keras.Model):
         ef_dim: size of Stage-II's CA code; None → the Stage-I generator's ef_dim.
         encoded_size: side of the encoded Stage-I image (16), a power of two.
         num_residual: number of residual blocks (4).
-        ca_activation, ca_seed, bn_epsilon, bn_momentum, standardize_embedding: as `StackGANStage1Generator` (for
-            Stage-II's own CA; its Stage-I keeps its own setting).
+        ca_activation, ca_seed, ca_hidden, bn_epsilon, bn_momentum, standardize_embedding: as
+            `StackGANStage1Generator` (for Stage-II's own CA; its Stage-I keeps its own setting).
     """
 
     def __init__(self, stage1_generator, gf_dim=128, ef_dim=None, encoded_size=16, num_residual=4,
                  ca_activation="leaky_relu", ca_seed=None, bn_epsilon=1e-5, bn_momentum=0.9,
-                 standardize_embedding=False, **kwargs):
+                 standardize_embedding=False, ca_hidden=0, **kwargs):
         if not isinstance(stage1_generator, StackGANStage1Generator):
             raise ValueError(f"StackGANStage2Generator needs a StackGANStage1Generator. "
                              f"Received: stage1_generator={type(stage1_generator).__name__}")
@@ -462,8 +467,8 @@ class StackGANStage2Generator(keras.Model):
             x = _conv_bn(x, filters, 4, f"encode{i}", bn, activation="relu", strides=2)
         size = x.shape[1]
         if embedding is not None:
-            code = ConditioningAugmentation(ef_dim, activation=ca_activation, seed=ca_seed, name="ca")(
-                _standardized(embedding, standardize_embedding))
+            code = ConditioningAugmentation(ef_dim, activation=ca_activation, seed=ca_seed, hidden_units=ca_hidden,
+                                            name="ca")(_standardized(embedding, standardize_embedding))
             x = keras.layers.Concatenate(name="image_code")([x, _tile(code, size, "code")])
         width = gf_dim * STAGE2_MAX_MULTIPLIER
         x = _conv_bn(x, width, 3, "joint", bn, activation="relu")
@@ -490,6 +495,7 @@ class StackGANStage2Generator(keras.Model):
         self.bn_epsilon = bn_epsilon
         self.bn_momentum = bn_momentum
         self.standardize_embedding = bool(standardize_embedding and embedding_dim > 0)
+        self.ca_hidden = ca_hidden
 
     @property
     def stage1(self):
@@ -514,6 +520,7 @@ class StackGANStage2Generator(keras.Model):
             "bn_epsilon": self.bn_epsilon,
             "bn_momentum": self.bn_momentum,
             "standardize_embedding": self.standardize_embedding,
+            "ca_hidden": self.ca_hidden,
         }
 
     @classmethod

@@ -102,8 +102,8 @@ def _text_networks(config, restore_stage1=False):
                 ef_dim=config.ca_dim, gf_dim=config.gf_dim, variant=config.stackgan_variant, name="generator",
                 # --upsampling picks the simple variant's; the complex one (the paper's) is nearest by definition.
                 upsampling=config.upsampling if config.stackgan_variant == "simple" else None,
-                base_size=config.stackgan_base_size or None, conditional_bn=config.conditional_bn, **standardize,
-                **bn),
+                base_size=config.stackgan_base_size or None, conditional_bn=config.conditional_bn,
+                ca_hidden=config.ca_hidden, **standardize, **bn),
             stackgan.StackGANStage1Discriminator(
                 image_size=config.image_size, embedding_dim=embedding_dim, ef_dim=config.ca_dim,
                 df_dim=config.df_dim, variant=config.stackgan_variant, name="discriminator",
@@ -129,7 +129,7 @@ def _text_networks(config, restore_stage1=False):
     stage1.trainable = config.fine_tune_stage1
     return (
         stackgan.StackGANStage2Generator(stage1, gf_dim=config.gf_dim, ef_dim=config.ca_dim, name="generator",
-                                         **standardize, **bn),
+                                         ca_hidden=config.ca_hidden, **standardize, **bn),
         stackgan.StackGANStage2Discriminator(image_size=config.image_size, embedding_dim=embedding_dim,
                                              ef_dim=config.ca_dim, df_dim=config.df_dim, name="discriminator",
                                              normalization=config.resolved_normalization, **standardize, **bn),

@@ -35,6 +35,28 @@ def test_statistics_are_one_dense_layer_split_in_halves(activation, slope):
     np.testing.assert_allclose(kl_divergence(mean, log_sigma).numpy(), elements.mean(axis=1), rtol=1e-5)
 
 
+def test_a_hidden_layer_reads_the_embedding_before_the_split():
+    layer = ConditioningAugmentation(3, hidden_units=7, seed=1)
+    embedding = np.random.default_rng(0).standard_normal((4, 5)).astype("float32")
+    layer.build(embedding.shape)
+    assert layer.hidden.kernel.shape == (5, 7) and layer.dense.kernel.shape == (7, 6)
+    rng = np.random.default_rng(2)
+    for dense in (layer.hidden, layer.dense):
+        dense.kernel.assign(rng.standard_normal(dense.kernel.shape).astype("float32"))
+        dense.bias.assign(rng.standard_normal(dense.bias.shape).astype("float32"))
+
+    def leaky(x):
+        return np.where(x > 0, x, 0.2 * x)
+
+    hidden = leaky(embedding @ layer.hidden.kernel.numpy() + layer.hidden.bias.numpy())
+    expected = leaky(hidden @ layer.dense.kernel.numpy() + layer.dense.bias.numpy())
+    mean, log_sigma = layer.statistics(embedding)
+    np.testing.assert_allclose(np.asarray(mean), expected[:, :3], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(log_sigma), expected[:, 3:], rtol=1e-5, atol=1e-5)
+    assert layer.compute_output_shape((None, 5)) == (None, 3)
+    assert np.asarray(layer(embedding)).shape == (4, 3)
+
+
 def test_codes_are_samples_of_the_conditioning_gaussian():
     layer = ConditioningAugmentation(2, seed=3)
     layer.build((None, 4))
@@ -79,11 +101,16 @@ def test_config_round_trip_and_errors():
     restored = ConditioningAugmentation.from_config(json.loads(json.dumps(layer.get_config())))
     assert (restored.units, restored.activation, restored.leaky_slope, restored.seed, restored.name) == (
         16, "relu", 0.1, 4, "ca")
+    assert restored.hidden_units == 0 and restored.hidden is None
+    hidden = ConditioningAugmentation.from_config(ConditioningAugmentation(4, hidden_units=9).get_config())
+    assert hidden.hidden_units == 9
     assert keras.saving.get_registered_name(ConditioningAugmentation) == "t2i>ConditioningAugmentation"
     with pytest.raises(ValueError, match="Received: activation='tanh'"):
         ConditioningAugmentation(4, activation="tanh")
     with pytest.raises(ValueError, match="Received: units=0"):
         ConditioningAugmentation(0)
+    with pytest.raises(ValueError, match="Received: hidden_units=-1"):
+        ConditioningAugmentation(4, hidden_units=-1)
 
 
 @pytest.mark.slow

@@ -199,6 +199,27 @@ def test_ca_statistics_are_the_ca_layers():
     np.testing.assert_allclose(np.asarray(log_sigma), hidden[:, 4:], rtol=1e-5, atol=1e-7)
 
 
+def test_the_ca_hidden_flag_reaches_the_generators_ca_and_is_checked_first(tmp_path):
+    from t2i import configs
+    from t2i.training import factory
+
+    embeddings = tmp_path / "embeddings.h5"
+    embeddings.touch()
+    tiny = dict(model="stackgan_stage1", dataset="shapes", image_size=32, gf_dim=4, df_dim=4, ca_dim=4, noise_dim=4,
+                embedding_dim=8, embeddings=str(embeddings), log_dir=str(tmp_path), steps=1)
+    generator, _ = factory.build_networks(configs.TrainConfig(ca_hidden=12, **tiny))
+    ca = generator.get_layer("ca")
+    assert generator.ca_hidden == 12 and ca.hidden.kernel.shape == (8, 12) and ca.dense.kernel.shape == (12, 8)
+    plain, _ = factory.build_networks(configs.TrainConfig(**tiny))
+    assert plain.get_layer("ca").hidden is None
+    configs.validate(configs.TrainConfig(ca_hidden=12, **tiny))
+    with pytest.raises(configs.ConfigError, match="^--ca_hidden: must be >= 0"):
+        configs.validate(configs.TrainConfig(ca_hidden=-1, **tiny))
+    with pytest.raises(configs.ConfigError, match="^--ca_hidden: applies to the text-conditioned StackGAN"):
+        configs.validate(configs.TrainConfig(**dict(tiny, model="hdgan", ca_hidden=12)))
+    assert "ca_hidden" in configs.config.ARCHITECTURE_FIELDS
+
+
 def test_stage2_refines_a_16px_stage1_image_to_64px():
     stage1 = StackGANStage1Generator(variant="complex", **SMALL_G)
     generator = StackGANStage2Generator(stage1, gf_dim=8)
@@ -330,10 +351,13 @@ def test_the_projection_flag_builds_the_stage1_projection_discriminator_and_is_r
     lambda: StackGANStage1Discriminator(projection=True, standardize_embedding=True, num_labels=3, **SMALL_D),
     lambda: StackGANStage1Generator(variant="simple", upsampling="nearest", ca_seed=3, base_size=4,
                                     conditional_bn=True, **SMALL_G),
+    lambda: StackGANStage1Generator(variant="simple", ca_seed=3, ca_hidden=10, conditional_bn=True, **SMALL_G),
     lambda: StackGANStage2Generator(StackGANStage1Generator(**SMALL_G), gf_dim=8, num_residual=1),
+    lambda: StackGANStage2Generator(StackGANStage1Generator(ca_hidden=5, **SMALL_G), gf_dim=8, num_residual=1,
+                                    ca_hidden=6),
     lambda: StackGANStage2Discriminator(image_size=64, df_dim=8, embedding_dim=12, ef_dim=4),
-], ids=["stage1_g", "stage1_d", "stage1_d_layer_norm", "stage1_d_projection", "stage1_g_base4_cbn", "stage2_g",
-        "stage2_d"])
+], ids=["stage1_g", "stage1_d", "stage1_d_layer_norm", "stage1_d_projection", "stage1_g_base4_cbn",
+        "stage1_g_ca_hidden", "stage2_g", "stage2_g_ca_hidden", "stage2_d"])
 def test_keras_round_trip_gives_identical_outputs(tmp_path, build):
     model = build()
     if isinstance(model, StackGANStage2Generator):
