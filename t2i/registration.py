@@ -38,6 +38,7 @@ MODULES = (
     "t2i.text.hub_encoder",
     "t2i.evaluation.classifier",
     "t2i.training.schedules",
+    "t2i.training.optimizers",
     "t2i.training.gan",
     "t2i.training.conditional",
     "t2i.training.began",
