@@ -309,10 +309,12 @@ PRESETS = {
     # at 4e-4 (8e-4 for D alone 0.70; 1.6e-3 collapsed at 3000 steps; beta1 0 gave 0.65), decayed linearly to 0
     # over the run (3000 steps: 0.61 against 0.64 constant, within the +-0.05 between runs, FID 141 against 207
     # and a clean background in the grid). 10000 images: on 5000 the TAC head memorised them (its loss 0.007 at
-    # 3000 steps, accuracy 0.52). 2500 steps keep the README's main job within 10 minutes on a 2-core Xeon; longer
-    # runs pass --steps (0.82 at 8000 with --lr_schedule=constant).
+    # 3000 steps, accuracy 0.52). Batch 32: per second of training more updates beat bigger batches (after about
+    # 5 minutes on 2 cores: batch 64 0.55 at 2500 steps, 32 0.72 at 5000, 16 0.74 at 8000; batch 16 is the most
+    # exposed to per-step overhead on slower machines). 4500 steps keep the README's main job within 10 minutes on
+    # a 2-core Xeon; longer runs pass --steps.
     "stackgan_shapes": dict(
-        model="stackgan_stage1", dataset="shapes", image_size=32, batch_size=64, steps=2500, num_examples=10000,
+        model="stackgan_stage1", dataset="shapes", image_size=32, batch_size=32, steps=4500, num_examples=10000,
         noise_dim=100, ca_dim=128, ca_hidden=256, kl_weight=0.2, gf_dim=16, df_dim=32, stackgan_variant="simple",
         upsampling="nearest", stackgan_base_size=4, conditional_bn=True, normalization="layer",
         standardize_embeddings=True, text_aux_weight=16.0, matching_aware=False, label_smoothing=0.1,
