@@ -472,7 +472,8 @@ def _check_captions_agree(handle: EmbeddingFile, corpus, rows: np.ndarray, block
 
 def embedding_pipeline(path, corpus, image_size: int = 64, training: bool = True, seed: int = 0,
                        sampling: str = "one", num_mean: int = 4, expected_dim=None, crop_to_bbox: bool = True,
-                       channels: int = 3, on_error: str = "fail", cache_images: bool = False) -> tf.data.Dataset:
+                       channels: int = 3, on_error: str = "fail", cache_images: bool = False,
+                       in_memory_bytes: int = 256 << 20) -> tf.data.Dataset:
     """Images of `corpus` joined by filename with their caption embeddings from `path`; unbatched, in corpus order.
 
     The file may list its images in any order and hold more images than the corpus (a file for all of Oxford-102
@@ -489,8 +490,9 @@ def embedding_pipeline(path, corpus, image_size: int = 64, training: bool = True
     epoch, reproducibly; so shuffle, batch and repeat after this, and do not `.cache()` after it (that would freeze
     the first epoch's choice). `image_size`, `training`, `seed`, `crop_to_bbox`, `channels` and `on_error` go to
     `caption_dataset`. `cache_images` keeps the decoded images in memory after the first epoch (right for
-    deterministic images such as shapes' renders with training=False; augmented images must not be cached). The file
-    stays open, read row by row, as long as the dataset lives.
+    deterministic images such as shapes' renders with training=False; augmented images must not be cached). The
+    file's embeddings are read into memory once when they take at most `in_memory_bytes`; otherwise
+    the file stays open, read row by row, as long as the dataset lives.
     """
     from t2i.data import captions as captions_lib
 
@@ -509,15 +511,26 @@ def embedding_pipeline(path, corpus, image_size: int = 64, training: bool = True
     if cache_images:
         images = images.cache()
     # Rows are looked up by the element's corpus position, not zipped: validation may drop unreadable images.
-    row_of_position = tf.constant(rows, tf.int64)
     randoms = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
-    read = _read_rows_fn(handle, with_captions=False)
     shape = (file_c, handle.dim)
+    if len(handle) * file_c * handle.dim * 4 <= in_memory_bytes:
+        # Small enough to hold: one read now, then a gather per element instead of an HDF5 read through Python
+        # (which costs more than a 32x32 training step on 2 cores).
+        table = tf.constant(np.asarray(handle.embeddings[...], np.float32)[rows])
+
+        def vectors_of(position):
+            return tf.gather(table, position)
+    else:
+        row_of_position = tf.constant(rows, tf.int64)
+        read = _read_rows_fn(handle, with_captions=False)
+
+        def vectors_of(position):
+            vectors = tf.numpy_function(read, [tf.gather(row_of_position, position)], tf.float32, stateful=False)
+            vectors.set_shape(shape)
+            return vectors
 
     def join(element, random_value):
-        row = tf.gather(row_of_position, element["index"])
-        vectors = tf.numpy_function(read, [row], tf.float32, stateful=False)
-        vectors.set_shape(shape)
+        vectors = vectors_of(element["index"])
         embedding, caption = sample_caption_embedding(vectors, element["captions"][:file_c], random_value, sampling, num_mean)
         joined = {"image": element["image"], "embedding": embedding, "caption": caption,
                   "class_id": element["class_id"], "filename": element["filename"], "index": element["index"]}

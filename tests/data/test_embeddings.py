@@ -224,9 +224,15 @@ def _rows(path):
         return f["embeddings"][...], f["captions"].asstr()[...]
 
 
-def test_pipeline_joins_each_image_with_its_own_embeddings(written, corpus):
+# Both ways to reach the rows: read into memory once (small files) or read per element from the open file.
+IN_MEMORY = pytest.mark.parametrize("in_memory_bytes", [256 << 20, 0], ids=["in-memory", "row-by-row"])
+
+
+@IN_MEMORY
+def test_pipeline_joins_each_image_with_its_own_embeddings(written, corpus, in_memory_bytes):
     stored, texts = _rows(written)
-    dataset = embeddings.embedding_pipeline(written, corpus, image_size=32, seed=1, expected_dim=DIM)
+    dataset = embeddings.embedding_pipeline(written, corpus, image_size=32, seed=1, expected_dim=DIM,
+                                            in_memory_bytes=in_memory_bytes)
     assert dataset.element_spec["embedding"] == tf.TensorSpec([DIM], tf.float32)
     elements = list(dataset.as_numpy_iterator())
     assert [e["filename"].decode() for e in elements] == [f"train_{i:06d}" for i in range(NUM_IMAGES)]
@@ -268,7 +274,8 @@ def test_mean_sampling_averages_num_mean_distinct_captions(written, corpus):
         assert element["caption"].decode() in [texts[i, k] for k in matches[0]]
 
 
-def test_pipeline_indexes_into_a_larger_file_in_any_order(tmp_path, written):
+@IN_MEMORY
+def test_pipeline_indexes_into_a_larger_file_in_any_order(tmp_path, written, in_memory_bytes):
     # The file holds 13 images; a corpus of the first 5 in reverse order takes its rows by filename.
     full = captions.shapes_corpus(num_examples=NUM_IMAGES, seed=3)
     subset = captions.CaptionCorpus("shapes", [full[i] for i in range(4, -1, -1)], CAPTIONS,
@@ -276,8 +283,8 @@ def test_pipeline_indexes_into_a_larger_file_in_any_order(tmp_path, written):
     stored, _ = _rows(written)
     with embeddings.read_embeddings(written) as handle:
         np.testing.assert_array_equal(handle.rows_of([r.filename for r in subset]), [4, 3, 2, 1, 0])
-    elements = list(embeddings.embedding_pipeline(written, subset, image_size=32, sampling="mean", num_mean=10)
-                    .as_numpy_iterator())
+    elements = list(embeddings.embedding_pipeline(written, subset, image_size=32, sampling="mean", num_mean=10,
+                                                  in_memory_bytes=in_memory_bytes).as_numpy_iterator())
     for element, source in zip(elements, [4, 3, 2, 1, 0]):
         assert element["filename"].decode() == f"train_{source:06d}"
         np.testing.assert_allclose(element["embedding"], stored[source].mean(axis=0), atol=1e-5)
