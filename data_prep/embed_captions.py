@@ -32,7 +32,7 @@ flags.DEFINE_enum("on_error", "fail", ["fail", "skip"],
                   "cub / oxford: a record with bad caption files fails the run or is skipped.")
 flags.DEFINE_enum("encoder", None, ["seq2seq", "skip_thought", "hub"], "Sentence encoder kind.")
 flags.DEFINE_string("encoder_path", "", "The encoder's files (a directory or SavedModel); nothing is downloaded.")
-flags.DEFINE_integer("batch_size", 64, "Images per encoder call (their captions are encoded together).")
+flags.DEFINE_integer("batch_size", 256, "Images per encoder call (their captions are encoded together).")
 flags.DEFINE_bool("overwrite", False, "Replace an existing --output.")
 flags.DEFINE_bool("resume", True, "Continue an unfinished <output>.partial of the same corpus and encoder.")
 flags.DEFINE_bool("progress", True, "Show a progress bar.")

@@ -224,7 +224,10 @@ class Seq2SeqSentenceEncoder(keras.layers.Layer):
         return self.vocabulary.encode_tf(texts, self.max_length)
 
     def call(self, texts):
-        return sentence_vectors(self.embedding, self.encoder, self.token_ids(texts), self.vector)
+        ids = self.token_ids(texts)
+        # Only as many steps as the longest sentence of the batch: pad steps carry the encoder's state unchanged.
+        width = tf.reduce_max(tf.reduce_sum(tf.cast(tf.not_equal(ids, PAD_ID), tf.int32), axis=1))
+        return sentence_vectors(self.embedding, self.encoder, ids[:, :tf.maximum(width, 1)], self.vector)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape) + (self.dim,)
@@ -483,6 +486,16 @@ def _check_options(output_dir, options):
     files.atomic_write_text(path, json.dumps(options, indent=1, sort_keys=True) + "\n")
 
 
+def _trim(ids):
+    """int [B, T] right-padded ids without their all-pad trailing columns (at least one column kept).
+
+    The encoder carries its state through pad steps and the reconstruction loss skips pad targets, so the loss and
+    its gradients are those of the untrimmed batch; the LSTMs just run for the longest sentence, not `max_length`.
+    """
+    used = np.flatnonzero(np.any(ids != PAD_ID, axis=0))
+    return ids[:, :max(int(used[-1]) + 1 if used.size else 0, 1)]
+
+
 def train_seq2seq(corpus, output_dir, steps, batch_size=64, max_length=32, embedding_dim=128, units=256,
                   min_count=1, max_vocab=None, lr=1e-3, checkpoint_every=500, seed=0, vector="both",
                   keep_checkpoints=3, log_every=100, verbose=True, joint_weight=0.0, joint_image_size=32,
@@ -572,7 +585,8 @@ def train_seq2seq(corpus, output_dir, steps, batch_size=64, max_length=32, embed
         optimizer.learning_rate = lr  # the checkpoint carries the old rate; a user resuming with a new --lr means it
         print(f"Resumed from {manager.latest_checkpoint} at step {resumed_from}.", flush=True)
 
-    @tf.function(input_signature=[tf.TensorSpec([None, max_length], tf.int32)])
+    # Batches come trimmed to their longest sentence (`_trim`): [None, None].
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32)])
     def train_step(batch):
         with tf.GradientTape() as tape:
             loss = model.reconstruction_loss(batch)
@@ -580,7 +594,7 @@ def train_seq2seq(corpus, output_dir, steps, batch_size=64, max_length=32, embed
         step.assign_add(1)
         return {"loss": loss}
 
-    @tf.function(input_signature=[tf.TensorSpec([None, max_length], tf.int32),
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32),
                                   tf.TensorSpec([None, None, None, None], tf.uint8), tf.TensorSpec([None], tf.int64)])
     def joint_train_step(batch, batch_images, groups):
         from t2i.losses.contrastive import symmetric_contrastive_loss
@@ -625,10 +639,10 @@ def train_seq2seq(corpus, output_dir, steps, batch_size=64, max_length=32, embed
         for current in range(resumed_from, steps):
             rows = order.indices(current)
             if joint:
-                logs = joint_train_step(tf.constant(ids[rows]), tf.constant(images[owners[rows]]),
+                logs = joint_train_step(tf.constant(_trim(ids[rows])), tf.constant(images[owners[rows]]),
                                         tf.constant(owners[rows]))
             else:
-                logs = train_step(tf.constant(ids[rows]))
+                logs = train_step(tf.constant(_trim(ids[rows])))
             logs = {name: float(value) for name, value in logs.items()}
             loss = logs["loss"]
             if not all(math.isfinite(value) for value in logs.values()):
