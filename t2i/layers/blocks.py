@@ -1,13 +1,14 @@
 """Building blocks shared by the networks: initialisers and up/down-sampling blocks.
 
 They are functions that add layers to a functional graph, so the networks stay plain functional models; the only
-t2i layer among them is `FusedBatchNormalization` (registered, so `.keras` files load after `import t2i`).
+t2i layers among them are `FusedBatchNormalization` and `FusedLayerNormalization` (registered, so `.keras` files
+load after `import t2i`).
 """
 import math
 
 import keras
 
-from t2i.layers.normalization import FusedBatchNormalization
+from t2i.layers.normalization import FusedBatchNormalization, FusedLayerNormalization
 
 UPSAMPLING_MODES = ("transposed", "nearest")
 
@@ -35,13 +36,14 @@ def normalize(x, mode, epsilon, momentum, name):
     """Per-layer normalisation by name.
 
     "layer" normalises each example over (H, W, C) — the WGAN-GP critic's choice, since BatchNorm couples the
-    examples of a batch and so breaks the per-example gradient penalty; "instance" is GroupNorm with one group per
+    examples of a batch and so breaks the per-example gradient penalty (`FusedLayerNormalization`: Keras' layer
+    with a closed-form gradient); "instance" is GroupNorm with one group per
     channel (tensorflow-addons' InstanceNormalization no longer imports).
     """
     if mode == "batch":
         return batch_norm(x, epsilon, momentum, name)
     if mode == "layer":
-        return keras.layers.LayerNormalization(axis=(1, 2, 3), epsilon=epsilon, name=name)(x)
+        return FusedLayerNormalization(axis=(1, 2, 3), epsilon=epsilon, name=name)(x)
     if mode == "instance":
         return keras.layers.GroupNormalization(groups=-1, epsilon=epsilon, name=name)(x)
     if mode == "none":
