@@ -25,6 +25,7 @@ MODULES = (
     "t2i.layers.conditioning",
     "t2i.layers.normalization",
     "t2i.layers.pixel_shuffle",
+    "t2i.layers.resize_conv",
     "t2i.losses.perceptual",
     "t2i.models.dcgan",
     "t2i.models.acgan",

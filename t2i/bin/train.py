@@ -46,7 +46,8 @@ flags.DEFINE_integer("gf_dim", _DEFAULTS.gf_dim, "Generator filters at the fines
 flags.DEFINE_integer("df_dim", _DEFAULTS.df_dim, "Discriminator filters at the finest resolution.")
 flags.DEFINE_integer("max_filters", _DEFAULTS.max_filters, "Cap on filters per stage.")
 flags.DEFINE_string("upsampling", _DEFAULTS.upsampling,
-                    "transposed (stride-2 deconv) or nearest (resize + conv): DCGAN-family generators "
+                    "transposed (stride-2 deconv), nearest (resize + conv) or nearest_fused (the same function in "
+                    "one layer, 2.25x fewer multiply-adds): DCGAN-family generators "
                     "and StackGAN's simple Stage-I generator (the complex one is nearest by definition).")
 flags.DEFINE_float("bn_epsilon", _DEFAULTS.bn_epsilon, "BatchNorm epsilon.")
 flags.DEFINE_float("bn_momentum", _DEFAULTS.bn_momentum, "BatchNorm momentum (Keras convention: 0.9).")

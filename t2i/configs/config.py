@@ -362,7 +362,7 @@ def validate(config):
         # Stage-I's own optimizer would have to unscale gradients by the generator optimizer's loss scale.
         fail("mixed_precision", "mixed_float16 (loss scaling) is not supported with --fine_tune_stage1; use "
                                 "mixed_bfloat16")
-    choice("upsampling", ("transposed", "nearest"))
+    choice("upsampling", ("transposed", "nearest", "nearest_fused"))
     choice("on_bad_image", ("skip", "fail"))
     choice("normalization", NORMALIZATIONS)
     if config.normalization != "auto" and config.model in ("began", "srgan", "hdgan"):

@@ -20,7 +20,8 @@ class DCGANGenerator(keras.Model):
         noise_dim: size of z.
         base_filters: filters of the last hidden stage (at image_size / 2).
         max_filters: cap on the filters of the coarsest stages.
-        upsampling: "transposed" (stride-2 4×4 transposed convs) or "nearest" (resize + 3×3 conv).
+        upsampling: "transposed" (stride-2 4×4 transposed convs), "nearest" (resize + 3×3 conv) or "nearest_fused"
+            (the same function in one layer, 2.25× fewer multiply-adds: `t2i.layers.resize_conv`).
         bn_epsilon, bn_momentum: BatchNorm settings (Keras momentum: 0.9 ≙ PyTorch momentum 0.1).
     """
 
