@@ -7,7 +7,7 @@ from t2i.models.dcgan import DCGANDiscriminator, DCGANGenerator
 
 
 @pytest.mark.parametrize("image_size,channels,upsampling", [
-    (32, 3, "transposed"), (64, 1, "nearest"), (128, 18, "transposed"),
+    (32, 3, "transposed"), (64, 1, "nearest"), (128, 18, "transposed"), (32, 2, "nearest_fused"),
 ])
 def test_output_shapes(image_size, channels, upsampling):
     generator = DCGANGenerator(image_size=image_size, channels=channels, noise_dim=16, base_filters=8,

@@ -289,7 +289,8 @@ def test_layer_normalised_discriminator_scores_each_image_on_its_own(variant):
         kinds = {type(layer).__name__ for layer in model.layers}
         has_batch_norm = any(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers)
         assert has_batch_norm == (normalization == "batch")
-        assert ("LayerNormalization" in kinds) == (normalization == "layer")
+        has_layer_norm = any(isinstance(layer, keras.layers.LayerNormalization) for layer in model.layers)
+        assert has_layer_norm == (normalization == "layer")
         first, first_mixed = (np.asarray(model(b, training=True)["aux_logits"])[0] for b in (batch, mixed))
         assert np.allclose(first, first_mixed, atol=1e-6) == independent, normalization
         assert model.get_config()["normalization"] == normalization
@@ -410,7 +411,26 @@ def test_freezing_stage1_removes_its_weights_from_stage2_training():
     assert grads and all(g is not None for g in grads)
 
 
+@pytest.mark.parametrize("conditional_bn", [False, True])
+def test_fused_nearest_upsampling_is_the_same_generator_with_fewer_layers(conditional_bn):
+    kwargs = dict(SMALL_G, variant="simple", ca_seed=1, base_size=4, conditional_bn=conditional_bn)
+    nearest = StackGANStage1Generator(upsampling="nearest", **kwargs)
+    fused = StackGANStage1Generator(upsampling="nearest_fused", **kwargs)
+    kinds = {type(layer).__name__ for layer in fused.layers}
+    assert "NearestUpsampleConv2D" in kinds and "UpSampling2D" not in kinds
+    resizes = sum(isinstance(layer, keras.layers.UpSampling2D) for layer in nearest.layers)
+    assert resizes == 2 and len(fused.layers) == len(nearest.layers) - resizes  # one layer fewer per upsampling
+    assert [w.shape for w in fused.weights] == [w.shape for w in nearest.weights]
+    fused.set_weights(nearest.get_weights())
+    inputs = _generator_inputs(nearest, batch=3)
+    np.testing.assert_allclose(fused(inputs, training=False).numpy(), nearest(inputs, training=False).numpy(),
+                               rtol=1e-4, atol=1e-5)
+    clone = StackGANStage1Generator.from_config(fused.get_config())
+    assert clone.upsampling == "nearest_fused" and clone.count_params() == fused.count_params()
+
+
 @pytest.mark.parametrize("variant, upsampling, expected", [("simple", "nearest", "nearest"),
+                                                           ("simple", "nearest_fused", "nearest_fused"),
                                                            ("simple", "transposed", "transposed"),
                                                            ("complex", "transposed", "nearest")])
 def test_the_upsampling_flag_reaches_the_simple_stage1_generator_only(variant, upsampling, expected):
