@@ -62,8 +62,8 @@ class FusedLayerNormalization(keras.layers.LayerNormalization):
 
     fewer and larger kernels for the same values up to float rounding. The closed form is itself differentiable, so a
     gradient penalty's second derivatives are exact (Keras' are about 1e-3 off: `tf.nn.moments` stops the gradient
-    through the mean inside the variance). Same arguments, weights, checkpoints and saved configs as Keras' layer;
-    RMS scaling, other backends and layers without γ or β use Keras' implementation.
+    through the mean inside the variance). Same arguments, config fields and weights as Keras' layer, so checkpoints
+    of either restore into the other; RMS scaling, other backends and layers without γ or β use Keras' implementation.
     """
 
     def _fusable(self):

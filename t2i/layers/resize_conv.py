@@ -12,7 +12,7 @@ does 36, and never materialises the upsampled tensor, nor the Tile / Sum pair th
 
 `NearestUpsampleConv2D` holds the same 3×3 kernel (and bias) as the Conv2D it replaces, so the function, the
 initialisation and the weights are those of the two-layer block, up to float rounding; the fused kernel is derived
-from them on every call (a tiny einsum), so gradients reach the 3×3 weights.
+from them on every call (a [16, 9] matrix times the 9 taps), so gradients reach the 3×3 weights.
 """
 import keras
 import numpy as np
