@@ -81,6 +81,16 @@ def vector_dim(vector: str, embedding_dim: int, units: int) -> int:
 # --- pieces shared by the autoencoder and the string → vector layer -----------------------------------------------
 
 
+def trim_padding(token_ids):
+    """int [B, T] right-padded ids without their all-pad trailing columns (at least one column kept).
+
+    The encoder carries its state through pad steps and the reconstruction loss skips pad targets, so vectors, loss
+    and gradients are those of the untrimmed batch; the LSTMs just run for the batch's longest sentence.
+    """
+    width = tf.reduce_max(tf.reduce_sum(tf.cast(tf.not_equal(token_ids, PAD_ID), tf.int32), axis=1))
+    return token_ids[:, :tf.maximum(width, 1)]
+
+
 def encoder_state(embedding, encoder, token_ids):
     """Final (h, c) of `encoder` over the non-pad tokens of int [B, T] `token_ids` (right-padded with 0)."""
     _, h, c = encoder(embedding(token_ids), mask=tf.not_equal(token_ids, PAD_ID))
@@ -224,10 +234,7 @@ class Seq2SeqSentenceEncoder(keras.layers.Layer):
         return self.vocabulary.encode_tf(texts, self.max_length)
 
     def call(self, texts):
-        ids = self.token_ids(texts)
-        # Only as many steps as the longest sentence of the batch: pad steps carry the encoder's state unchanged.
-        width = tf.reduce_max(tf.reduce_sum(tf.cast(tf.not_equal(ids, PAD_ID), tf.int32), axis=1))
-        return sentence_vectors(self.embedding, self.encoder, ids[:, :tf.maximum(width, 1)], self.vector)
+        return sentence_vectors(self.embedding, self.encoder, trim_padding(self.token_ids(texts)), self.vector)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape) + (self.dim,)
@@ -486,16 +493,6 @@ def _check_options(output_dir, options):
     files.atomic_write_text(path, json.dumps(options, indent=1, sort_keys=True) + "\n")
 
 
-def _trim(ids):
-    """int [B, T] right-padded ids without their all-pad trailing columns (at least one column kept).
-
-    The encoder carries its state through pad steps and the reconstruction loss skips pad targets, so the loss and
-    its gradients are those of the untrimmed batch; the LSTMs just run for the longest sentence, not `max_length`.
-    """
-    used = np.flatnonzero(np.any(ids != PAD_ID, axis=0))
-    return ids[:, :max(int(used[-1]) + 1 if used.size else 0, 1)]
-
-
 def train_seq2seq(corpus, output_dir, steps, batch_size=64, max_length=32, embedding_dim=128, units=256,
                   min_count=1, max_vocab=None, lr=1e-3, checkpoint_every=500, seed=0, vector="both",
                   keep_checkpoints=3, log_every=100, verbose=True, joint_weight=0.0, joint_image_size=32,
@@ -585,19 +582,21 @@ def train_seq2seq(corpus, output_dir, steps, batch_size=64, max_length=32, embed
         optimizer.learning_rate = lr  # the checkpoint carries the old rate; a user resuming with a new --lr means it
         print(f"Resumed from {manager.latest_checkpoint} at step {resumed_from}.", flush=True)
 
-    # Batches come trimmed to their longest sentence (`_trim`): [None, None].
-    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32)])
+    @tf.function(input_signature=[tf.TensorSpec([None, max_length], tf.int32)])
     def train_step(batch):
+        batch = trim_padding(batch)
         with tf.GradientTape() as tape:
             loss = model.reconstruction_loss(batch)
         optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
         step.assign_add(1)
         return {"loss": loss}
 
-    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32),
+    @tf.function(input_signature=[tf.TensorSpec([None, max_length], tf.int32),
                                   tf.TensorSpec([None, None, None, None], tf.uint8), tf.TensorSpec([None], tf.int64)])
     def joint_train_step(batch, batch_images, groups):
         from t2i.losses.contrastive import symmetric_contrastive_loss
+
+        batch = trim_padding(batch)
 
         with tf.GradientTape() as tape:
             reconstruction = model.reconstruction_loss(batch)
@@ -639,10 +638,10 @@ def train_seq2seq(corpus, output_dir, steps, batch_size=64, max_length=32, embed
         for current in range(resumed_from, steps):
             rows = order.indices(current)
             if joint:
-                logs = joint_train_step(tf.constant(_trim(ids[rows])), tf.constant(images[owners[rows]]),
+                logs = joint_train_step(tf.constant(ids[rows]), tf.constant(images[owners[rows]]),
                                         tf.constant(owners[rows]))
             else:
-                logs = train_step(tf.constant(_trim(ids[rows])))
+                logs = train_step(tf.constant(ids[rows]))
             logs = {name: float(value) for name, value in logs.items()}
             loss = logs["loss"]
             if not all(math.isfinite(value) for value in logs.values()):

@@ -75,12 +75,12 @@ def test_sentence_vector_kinds_dims_and_bag_of_words_against_numpy():
 def test_training_batches_drop_all_pad_columns_without_changing_loss_or_gradients():
     ids = np.zeros((3, 12), np.int32)
     ids[0, :4], ids[1, :7], ids[2, :2] = [5, 6, 7, 8], [9, 5, 6, 7, 8, 9, 5], [6, 7]
-    np.testing.assert_array_equal(seq2seq._trim(ids), ids[:, :7])
-    assert seq2seq._trim(np.zeros((2, 5), np.int32)).shape == (2, 1)
+    np.testing.assert_array_equal(seq2seq.trim_padding(ids), ids[:, :7])
+    assert seq2seq.trim_padding(np.zeros((2, 5), np.int32)).shape == (2, 1)
     vocab = Vocabulary.build(["a b c d e f g h i j"])
     model = _untrained(vocab)
     results = []
-    for batch in (ids, seq2seq._trim(ids)):
+    for batch in (ids, seq2seq.trim_padding(ids)):
         with tf.GradientTape() as tape:
             loss = model.reconstruction_loss(tf.constant(batch))
         gradients = tape.gradient(loss, model.trainable_variables)  # the embedding's come as IndexedSlices
