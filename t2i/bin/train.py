@@ -163,6 +163,11 @@ flags.DEFINE_integer("num_samples", _DEFAULTS.num_samples, "Images in each sampl
 flags.DEFINE_integer("log_every", _DEFAULTS.log_every, "Steps between scalar logs.")
 flags.DEFINE_integer("seed", _DEFAULTS.seed, "Seed for weights, noise and shuffling.")
 flags.DEFINE_bool("jit_compile", _DEFAULTS.jit_compile, "Compile the train step with XLA.")
+flags.DEFINE_integer("intra_op_threads", _DEFAULTS.intra_op_threads,
+                     "Threads one op may use (0: TensorFlow's default, all cores). 1 runs each op on one core and "
+                     "independent ops side by side: faster for networks of many small ops on few cores.")
+flags.DEFINE_integer("inter_op_threads", _DEFAULTS.inter_op_threads,
+                     "Ops that may run at once (0: TensorFlow's default, one per core).")
 flags.DEFINE_string("strategy", _DEFAULTS.strategy,
                     "default (one device), mirrored (all local GPUs/devices) or multi_worker (the cluster in "
                     "TF_CONFIG); --batch_size is the global batch, split across replicas.")

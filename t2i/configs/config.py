@@ -145,6 +145,9 @@ class TrainConfig:
     log_every: int = 10
     seed: int = 0
     jit_compile: bool = False
+    # TensorFlow's CPU thread pools (0: TensorFlow's default, one thread per core in each).
+    intra_op_threads: int = 0
+    inter_op_threads: int = 0
     strategy: str = "default"
     mixed_precision: str = ""
     export_dir: str = ""
@@ -312,16 +315,19 @@ PRESETS = {
     # 3000 steps, accuracy 0.52). Batch 32: per second of training more updates beat bigger batches (after about
     # 5 minutes on 2 cores: batch 64 0.55 at 2500 steps, 32 0.72 at 5000, 16 0.74 at 8000; batch 16 is the most
     # exposed to per-step overhead on slower machines). Upsampling as NearestUpsampleConv2D (nearest_fused: the same
-    # function as nearest, 0.84x the step with the closed-form LayerNorm). 6000 steps keep the README's main job
-    # within 10 minutes on a 2-core Xeon (7.6 minutes in all, 0.70 at 6000; 4500 steps of the former step: 0.66);
-    # longer runs pass --steps (17000 steps: 0.80 from 7000 on, 0.89 at 17000, in 17.5 minutes).
+    # function as nearest, 0.84x the step with the closed-form LayerNorm). One thread per op (--intra_op_threads=1,
+    # independent ops side by side on the 2 cores): 0.88x the step of TensorFlow's default pools here (DCGAN-64's
+    # large convolutions run slower that way: 0.96x PyTorch against 1.14x, so it is this preset's, not a default).
+    # 6500 steps keep the README's main job within 10 minutes on a 2-core Xeon (the same time as 6000 steps with the
+    # default pools: 0.76 at 6000 of a 7500-step run, 0.70 for the former 6000-step job); longer runs pass --steps
+    # (17000 steps: 0.80 from 7000 on, 0.89 at 17000, in 17.5 minutes). On more cores pass --intra_op_threads=0.
     "stackgan_shapes": dict(
-        model="stackgan_stage1", dataset="shapes", image_size=32, batch_size=32, steps=6000, num_examples=10000,
+        model="stackgan_stage1", dataset="shapes", image_size=32, batch_size=32, steps=6500, num_examples=10000,
         noise_dim=100, ca_dim=128, ca_hidden=256, kl_weight=0.2, gf_dim=16, df_dim=32, stackgan_variant="simple",
         upsampling="nearest_fused", stackgan_base_size=4, conditional_bn=True, normalization="layer",
         standardize_embeddings=True, text_aux_weight=16.0, matching_aware=False, label_smoothing=0.1,
         ema_decay=0.999, lr_g=8e-4, lr_d=8e-4, beta1=0.5, lr_schedule="linear", loss="non_saturating",
-        sample_every=500, checkpoint_every=500, keep_checkpoints=20,
+        sample_every=500, checkpoint_every=500, keep_checkpoints=20, intra_op_threads=1,
     ),
 }
 
@@ -460,6 +466,9 @@ def validate(config):
             fail(flag, "must be > 0")
     if config.steps < 0:
         fail("steps", "must be >= 0")
+    for flag in ("intra_op_threads", "inter_op_threads"):
+        if getattr(config, flag) < 0:
+            fail(flag, "must be >= 0 (0: TensorFlow's default)")
     if config.epochs < 0:
         fail("epochs", "must be >= 0")
     if (config.steps > 0) == (config.epochs > 0):

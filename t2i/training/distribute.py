@@ -18,6 +18,7 @@ import tempfile
 
 import keras
 import tensorflow as tf
+from absl import logging
 
 from t2i import configs
 from t2i.configs import config as config_module
@@ -38,6 +39,36 @@ def get_strategy(name="default"):
     if name == "multi_worker":
         return tf.distribute.MultiWorkerMirroredStrategy()
     raise ValueError(f"Unknown strategy; expected one of {', '.join(STRATEGIES)}. Received: strategy={name!r}")
+
+
+def configure_threads(intra_op_threads=0, inter_op_threads=0):
+    """Sizes TensorFlow's CPU thread pools (0 leaves a pool at TensorFlow's default, one thread per core).
+
+    Must run before the first TensorFlow op of the process, as `get_strategy` must: the pools are created with the
+    runtime. Called later with other sizes, it logs a warning naming the flag and changes nothing (a library user
+    who already ran ops keeps a working process). Returns True when the pools have the requested sizes.
+    """
+    threading = tf.config.threading
+    cores = os.cpu_count() or 1
+    if intra_op_threads and cores >= 4 * intra_op_threads:
+        logging.warning("--intra_op_threads=%d: each op uses %d of this machine's %d cores (the right size for many "
+                        "small ops on 2 cores); --intra_op_threads=0 lets each op use them all", intra_op_threads,
+                        intra_op_threads, cores)
+    applied = True
+    for flag, value, getter, setter in (
+            ("intra_op_threads", intra_op_threads, threading.get_intra_op_parallelism_threads,
+             threading.set_intra_op_parallelism_threads),
+            ("inter_op_threads", inter_op_threads, threading.get_inter_op_parallelism_threads,
+             threading.set_inter_op_parallelism_threads)):
+        if not value or getter() == value:
+            continue
+        try:
+            setter(value)
+        except RuntimeError:
+            logging.warning("--%s=%d not applied: TensorFlow's runtime was already initialised in this process "
+                            "(set it before the first TensorFlow op, as t2i-train does)", flag, value)
+            applied = False
+    return applied
 
 
 def _task():

@@ -81,7 +81,8 @@ def train(config, verbose=True):
     `log_dir`; other multi-worker tasks checkpoint into a scratch folder they remove at the end.
     """
     configs.validate(config)
-    # First: MultiWorkerMirroredStrategy must configure the runtime before any TensorFlow op runs.
+    # First: the thread pools and MultiWorkerMirroredStrategy configure the runtime before any TensorFlow op runs.
+    distribute.configure_threads(config.intra_op_threads, config.inter_op_threads)
     strategy = distribute.get_strategy(config.strategy)
     distribute.check_batch_size(config.batch_size, strategy)
     chief = distribute.is_chief()

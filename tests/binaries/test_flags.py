@@ -13,6 +13,7 @@ from conftest import REPO, run_binary
     (["--dataset=folder", "--data_dir=/no/such/dir"], "--data_dir"),
     (["--preset=nope"], "--preset"),
     (["--steps=0"], "--steps"),
+    (["--intra_op_threads=-1"], "--intra_op_threads"),
     (["--model=srgan", "--perceptual_weight=0.006"], "--perceptual_weights"),
     (["--model=srgan", "--perceptual_weights=/no/vgg19.h5"], "--perceptual_weights"),
     (["--model=dcgan", "--conditional"], "--conditional"),
