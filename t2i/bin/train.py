@@ -149,10 +149,14 @@ flags.DEFINE_float("lr_d", _DEFAULTS.lr_d, "Discriminator learning rate.")
 flags.DEFINE_float("beta1", _DEFAULTS.beta1, "Adam β1.")
 flags.DEFINE_float("beta2", _DEFAULTS.beta2, "Adam β2.")
 flags.DEFINE_string("lr_schedule", _DEFAULTS.lr_schedule,
-                    "constant, step (× --lr_decay_rate every --lr_decay_steps, floored at --lr_min) or linear.")
+                    "constant, step (× --lr_decay_rate every --lr_decay_steps, floored at --lr_min) or linear "
+                    "(held for --lr_hold_fraction of the run, then linearly down to --lr_min at the last step).")
 flags.DEFINE_integer("lr_decay_steps", _DEFAULTS.lr_decay_steps, "Steps between decays for --lr_schedule=step.")
 flags.DEFINE_float("lr_decay_rate", _DEFAULTS.lr_decay_rate, "Decay factor for --lr_schedule=step.")
 flags.DEFINE_float("lr_min", _DEFAULTS.lr_min, "Lower bound of decayed learning rates.")
+flags.DEFINE_float("lr_hold_fraction", _DEFAULTS.lr_hold_fraction,
+                   "--lr_schedule=linear: fraction of the steps at the initial rate before the decay starts "
+                   "(0: decay from the first step; pix2pix / CycleGAN: 0.5).")
 
 # --log_dir (the run directory: checkpoints, samples, TensorBoard logs) is absl.logging's own flag, reused: absl
 # writes no log files unless asked to, and a second definition is an error.

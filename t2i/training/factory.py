@@ -214,6 +214,7 @@ def build_optimizers(config, total_steps):
         schedule = schedules.build_schedule(
             config.lr_schedule, learning_rate, updates_per_step, decay_steps=config.lr_decay_steps,
             rate=config.lr_decay_rate, minimum=config.lr_min, total_steps=total_steps,
+            hold_fraction=config.lr_hold_fraction,
         )
         optimizer = optimizers.FusedAdam(schedule, beta_1=config.beta1, beta_2=config.beta2)
         if config.mixed_precision == "mixed_float16":

@@ -32,31 +32,39 @@ class StepDecay(keras.optimizers.schedules.LearningRateSchedule):
 
 @keras.saving.register_keras_serializable(package="t2i")
 class LinearDecay(keras.optimizers.schedules.LearningRateSchedule):
-    """lr falls linearly from its initial value to `minimum` over `total_steps` trainer steps."""
+    """lr stays at its initial value for `hold_steps` trainer steps, then falls linearly to `minimum` at
+    `total_steps` (hold_steps 0: from the first step; pix2pix / CycleGAN hold half their epochs)."""
 
-    def __init__(self, initial_learning_rate, total_steps, minimum=0.0, updates_per_step=1):
+    def __init__(self, initial_learning_rate, total_steps, minimum=0.0, updates_per_step=1, hold_steps=0):
         self.initial_learning_rate = float(initial_learning_rate)
         self.total_steps = int(total_steps)
         self.minimum = float(minimum)
         self.updates_per_step = int(updates_per_step)
+        self.hold_steps = int(hold_steps)
+        if not 0 <= self.hold_steps <= max(self.total_steps, 0):
+            raise ValueError(f"hold_steps must be in [0, total_steps={self.total_steps}]. "
+                             f"Received: hold_steps={hold_steps}")
 
     def __call__(self, step):
         trainer_step = ops.floor(ops.cast(step, "float32") / self.updates_per_step)
-        fraction = ops.minimum(trainer_step / max(self.total_steps, 1), 1.0)
+        decay_steps = max(self.total_steps - self.hold_steps, 1)
+        fraction = ops.clip((trainer_step - self.hold_steps) / decay_steps, 0.0, 1.0)
         return self.initial_learning_rate + (self.minimum - self.initial_learning_rate) * fraction
 
     def get_config(self):
         return {
             "initial_learning_rate": self.initial_learning_rate, "total_steps": self.total_steps,
-            "minimum": self.minimum, "updates_per_step": self.updates_per_step,
+            "minimum": self.minimum, "updates_per_step": self.updates_per_step, "hold_steps": self.hold_steps,
         }
 
 
-def build_schedule(kind, learning_rate, updates_per_step, decay_steps=0, rate=0.5, minimum=0.0, total_steps=0):
+def build_schedule(kind, learning_rate, updates_per_step, decay_steps=0, rate=0.5, minimum=0.0, total_steps=0,
+                   hold_fraction=0.0):
     if kind == "constant":
         return learning_rate
     if kind == "step":
         return StepDecay(learning_rate, decay_steps, rate, minimum, updates_per_step)
     if kind == "linear":
-        return LinearDecay(learning_rate, total_steps, minimum, updates_per_step)
+        return LinearDecay(learning_rate, total_steps, minimum, updates_per_step,
+                           hold_steps=int(round(hold_fraction * total_steps)))
     raise ValueError(f"Unknown learning-rate schedule. Received: lr_schedule={kind!r}")

@@ -14,6 +14,7 @@ from conftest import REPO, run_binary
     (["--preset=nope"], "--preset"),
     (["--steps=0"], "--steps"),
     (["--intra_op_threads=-1"], "--intra_op_threads"),
+    (["--lr_schedule=linear", "--lr_hold_fraction=1"], "--lr_hold_fraction"),
     (["--model=srgan", "--perceptual_weight=0.006"], "--perceptual_weights"),
     (["--model=srgan", "--perceptual_weights=/no/vgg19.h5"], "--perceptual_weights"),
     (["--model=dcgan", "--conditional"], "--conditional"),
