@@ -317,7 +317,7 @@ PRESETS = {
     # 5 minutes on 2 cores: batch 64 0.55 at 2500 steps, 32 0.72 at 5000, 16 0.74 at 8000; batch 16 is the most
     # exposed to per-step overhead on slower machines). Upsampling as NearestUpsampleConv2D (nearest_fused: the same
     # function as nearest, 0.84x the step with the closed-form LayerNorm). One thread per op (--intra_op_threads=1,
-    # independent ops side by side on the 2 cores): 0.88x the step of TensorFlow's default pools here (DCGAN-64's
+    # independent ops side by side on the 2 cores): 0.85x the step of TensorFlow's default pools here (DCGAN-64's
     # large convolutions run slower that way: 0.96x PyTorch against 1.14x, so it is this preset's, not a default).
     # 6500 steps keep the README's main job within 10 minutes on a 2-core Xeon (the same time as 6000 steps with the
     # default pools). The rate is held for the first half, then decays linearly to 0 (--lr_hold_fraction=0.5, as
