@@ -324,8 +324,9 @@ PRESETS = {
     # pix2pix): 0.757 at 6500 steps (FID 83) against 0.717 (97) decaying from the first step, same encoder and seed;
     # more late learning rate helped in every run tried (a 7500-step decay: 0.753 at 6500; --lr_min=4e-4: 0.734 at
     # 6000 against 0.702). 20000 images instead of 10000 (their captions embed in 11 s more): D memorises less and
-    # 0.782 at 6500 (FID 84) against 0.757, every row of the grid in its named colours. Longer runs pass --steps (17000 steps, decay from the start: 0.80 from 7000 on, 0.89 at
-    # 17000, in 17.5 minutes). On more cores pass --intra_op_threads=0.
+    # 0.782 at 6500 (FID 84) against 0.757, every row of the grid in its named colours (30000: 0.777). Longer runs
+    # pass --steps (17000 steps of the former preset, decay from the start: 0.80 from 7000 on, 0.89 at 17000, in
+    # 17.5 minutes). On more cores pass --intra_op_threads=0.
     "stackgan_shapes": dict(
         model="stackgan_stage1", dataset="shapes", image_size=32, batch_size=32, steps=6500, num_examples=20000,
         noise_dim=100, ca_dim=128, ca_hidden=256, kl_weight=0.2, gf_dim=16, df_dim=32, stackgan_variant="simple",

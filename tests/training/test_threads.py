@@ -1,5 +1,6 @@
 """--intra_op_threads / --inter_op_threads: applied before the first op by `run.train`, refused politely after it."""
 import json
+import os
 
 from conftest import run_python
 
@@ -24,7 +25,6 @@ print(json.dumps(dict(step=result.step, sizes=sizes, late=late, same=same, warni
 
 
 def test_train_sizes_the_thread_pools_before_any_op_and_a_later_change_only_warns(tmp_path):
-    import os
     tests_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     out = run_python("import sys; sys.path.insert(0, %r); sys.argv[1:] = [%r]\n" % (tests_dir, str(tmp_path / "run"))
                      + _FRESH)
