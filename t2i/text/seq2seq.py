@@ -105,12 +105,13 @@ def bag_of_words(embedding, token_ids):
     return tf.reduce_sum(rows * mask, axis=1) / tf.maximum(count, 1.0)
 
 
-def sentence_vectors(embedding, encoder, token_ids, vector="both"):
-    """float32 [B, vector_dim]: [final h, bag of words] or one of them (see the module docstring)."""
+def sentence_vectors(embedding, encoder, token_ids, vector="both", state=None):
+    """float32 [B, vector_dim]: [final h, bag of words] or one of them (see the module docstring). `state`: the
+    encoder's (h, c) for these `token_ids` when already computed (the joint objective reuses the reconstruction's)."""
     _check_vector(vector)
     parts = []
     if vector in ("state", "both"):
-        parts.append(encoder_state(embedding, encoder, token_ids)[0])
+        parts.append((encoder_state(embedding, encoder, token_ids) if state is None else state)[0])
     if vector in ("bow", "both"):
         parts.append(bag_of_words(embedding, token_ids))
     return tf.cast(tf.concat(parts, axis=-1), tf.float32)
@@ -182,13 +183,18 @@ class Seq2SeqAutoencoder(keras.Model):
         logits, _ = self.decode_step(inputs, self.encode(token_ids))
         return logits
 
-    def reconstruction_loss(self, token_ids):
-        """Masked cross-entropy of rebuilding `token_ids` + `<eos>` with teacher forcing."""
-        _, targets = decoder_io(token_ids)
-        return masked_sparse_cross_entropy(targets, self(token_ids))
+    def reconstruction_loss(self, token_ids, return_state=False):
+        """Masked cross-entropy of rebuilding `token_ids` + `<eos>` with teacher forcing; with `return_state`,
+        (loss, the encoder's final (h, c)) so that `sentence_vectors` need not run the encoder again."""
+        token_ids = tf.cast(token_ids, tf.int32)
+        inputs, targets = decoder_io(token_ids)
+        state = self.encode(token_ids)
+        logits, _ = self.decode_step(inputs, state)
+        loss = masked_sparse_cross_entropy(targets, logits)
+        return (loss, state) if return_state else loss
 
-    def sentence_vectors(self, token_ids, vector="both"):
-        return sentence_vectors(self.embedding, self.encoder, tf.cast(token_ids, tf.int32), vector)
+    def sentence_vectors(self, token_ids, vector="both", state=None):
+        return sentence_vectors(self.embedding, self.encoder, tf.cast(token_ids, tf.int32), vector, state=state)
 
     def get_config(self):
         config = super().get_config()
@@ -599,8 +605,8 @@ def train_seq2seq(corpus, output_dir, steps, batch_size=64, max_length=32, embed
         batch = trim_padding(batch)
 
         with tf.GradientTape() as tape:
-            reconstruction = model.reconstruction_loss(batch)
-            text = joint_parts["text_projection"](model.sentence_vectors(batch, vector))
+            reconstruction, state = model.reconstruction_loss(batch, return_state=True)
+            text = joint_parts["text_projection"](model.sentence_vectors(batch, vector, state=state))
             image = joint_parts["image_encoder"](tf.cast(batch_images, tf.float32) / 127.5 - 1.0)
             scale = tf.minimum(tf.exp(joint_parts["log_scale"]), JOINT_MAX_SCALE)
             matching = symmetric_contrastive_loss(text, image, scale, groups)

@@ -89,6 +89,30 @@ def test_training_batches_drop_all_pad_columns_without_changing_loss_or_gradient
         np.testing.assert_allclose(np.asarray(trimmed), np.asarray(full), rtol=1e-5, atol=1e-7)
 
 
+def test_joint_step_reuses_the_reconstruction_state_with_the_same_values_and_gradients():
+    """The joint objective takes the sentence vectors from the reconstruction's encoder pass instead of running the
+    encoder twice; loss, vectors and every gradient are those of the two separate calls."""
+    vocab = Vocabulary.build(["a b c d e f g"])
+    model = _untrained(vocab, embedding_dim=6, units=5)
+    ids = tf.constant([[5, 6, 7, 0], [8, 9, 0, 0], [10, 5, 6, 7]])
+    weights = tf.constant(np.linspace(-1.0, 1.0, 11, dtype=np.float32))
+    results = []
+    for shared in (False, True):
+        with tf.GradientTape() as tape:
+            if shared:
+                loss, state = model.reconstruction_loss(ids, return_state=True)
+                vectors = model.sentence_vectors(ids, "both", state=state)
+            else:
+                loss, vectors = model.reconstruction_loss(ids), model.sentence_vectors(ids, "both")
+            total = loss + tf.reduce_sum(tf.tanh(vectors) * weights)
+        gradients = tape.gradient(total, model.trainable_variables)
+        results.append([loss, vectors] + [tf.convert_to_tensor(g) for g in gradients])
+    assert results[0][1].shape == (3, 11)
+    np.testing.assert_allclose(results[1][1][:, :5], model.encode(ids)[0], rtol=1e-6)
+    for separate, shared in zip(*results):
+        np.testing.assert_allclose(np.asarray(shared), np.asarray(separate), rtol=1e-5, atol=1e-7)
+
+
 def test_saved_encoder_dir_loads_to_the_same_vectors(tmp_path):
     sentences = [c for r in shapes_corpus(3) for c in r.captions]
     vocab = Vocabulary.build(sentences)
