@@ -58,7 +58,7 @@ def main(argv):
         return 1
     from t2i.configs.config import MIXED_PRECISION
 
-    bad = [policy for policy in FLAGS.mixed_precision if policy not in MIXED_PRECISION or not policy]
+    bad = [policy for policy in FLAGS.mixed_precision if policy not in MIXED_PRECISION or policy in ("", "auto")]
     if bad:
         print(f"t2i-bench: error: --mixed_precision takes mixed_float16 and/or mixed_bfloat16. Received: "
               f"mixed_precision={','.join(FLAGS.mixed_precision)}", file=sys.stderr)

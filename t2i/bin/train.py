@@ -177,7 +177,9 @@ flags.DEFINE_string("strategy", _DEFAULTS.strategy,
                     "TF_CONFIG); --batch_size is the global batch, split across replicas.")
 flags.DEFINE_string("mixed_precision", _DEFAULTS.mixed_precision,
                     "mixed_float16 (with dynamic loss scaling) or mixed_bfloat16: compute in 16 bits, keep float32 "
-                    "weights and outputs. Empty: float32.")
+                    "weights and outputs; auto: mixed_bfloat16 where the hardware computes bfloat16 natively (CPUs "
+                    "with AMX or AVX512-BF16, GPUs of compute capability >= 8.0), else float32. Empty: float32. "
+                    "Exports and generator.keras are float32 either way.")
 flags.DEFINE_string("export_dir", _DEFAULTS.export_dir, "If set, export the generator here after training.")
 flags.DEFINE_string("export_name", _DEFAULTS.export_name, "Model name under --export_dir.")
 

@@ -26,7 +26,7 @@ LOSSES = ("minimax", "non_saturating", "hinge", "wasserstein", "least_squares")
 LR_SCHEDULES = ("constant", "step", "linear")
 STRATEGIES = ("default", "mirrored", "multi_worker")
 # "" trains in float32; the mixed policies compute in 16 bits and keep float32 variables (and float32 outputs).
-MIXED_PRECISION = ("", "mixed_float16", "mixed_bfloat16")
+MIXED_PRECISION = ("", "mixed_float16", "mixed_bfloat16", "auto")
 
 # Fields that fix the networks' shapes or the data they were trained on: a resumed run must not change them.
 ARCHITECTURE_FIELDS = (
@@ -370,7 +370,7 @@ def validate(config):
     choice("lr_schedule", LR_SCHEDULES)
     choice("strategy", STRATEGIES)
     if config.mixed_precision not in MIXED_PRECISION:
-        fail("mixed_precision", "must be mixed_float16, mixed_bfloat16 or empty (float32)")
+        fail("mixed_precision", "must be mixed_float16, mixed_bfloat16, auto or empty (float32)")
     if (config.mixed_precision == "mixed_float16" and config.model == "stackgan_stage2"
             and config.fine_tune_stage1):
         # Stage-I's own optimizer would have to unscale gradients by the generator optimizer's loss scale.

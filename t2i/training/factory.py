@@ -12,7 +12,7 @@ from t2i.models.began import BEGANDiscriminator, BEGANGenerator
 from t2i.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from t2i.models.srgan import SRGANDiscriminator, SRGANGenerator
 from t2i.models.wgan_gp import WGANGPCritic
-from t2i.training import optimizers, sampling, schedules
+from t2i.training import distribute, optimizers, sampling, schedules
 from t2i.training.began import BEGANTrainer
 from t2i.training.conditional import ACGANTrainer, ConditionalGANTrainer
 from t2i.training.gan import GANTrainer
@@ -191,15 +191,19 @@ def build_generator(config):
 
 @contextlib.contextmanager
 def precision_policy(config):
-    """Keras' global dtype policy set to `config.mixed_precision` (float32 when empty) while networks are built.
+    """Keras' global dtype policy set to `config.mixed_precision` (float32 when empty; "auto" as
+    `distribute.resolve_precision`) while networks are built.
 
     Layers take the global policy when they are constructed and keep it, so the policy only needs to be in force
     while the networks are built; restoring the previous one afterwards keeps the process-wide setting from leaking
     into whatever is built next (another run, a test, the export of a float32 generator). The networks' last layers
     are float32, so images and logits stay float32 under either mixed policy.
     """
+    policy = config.mixed_precision
+    if policy == "auto":  # `t2i.training.run` resolves it first and records the choice; a library caller may not
+        policy = "mixed_bfloat16" if distribute.native_bfloat16()[0] else ""
     previous = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy(config.mixed_precision or "float32")
+    keras.mixed_precision.set_global_policy(policy or "float32")
     try:
         yield
     finally:

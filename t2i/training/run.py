@@ -85,6 +85,7 @@ def train(config, verbose=True):
     distribute.configure_threads(config.intra_op_threads, config.inter_op_threads)
     strategy = distribute.get_strategy(config.strategy)
     distribute.check_batch_size(config.batch_size, strategy)
+    config = distribute.resolve_precision(config)
     chief = distribute.is_chief()
     try:
         config = factory.resolve_num_labels(config)
@@ -173,19 +174,33 @@ def _train(config, chief, trainer, checkpoint, own_checkpoints, chief_checkpoint
     result.checkpoint = manager.latest_checkpoint
     result.samples = sampler.write() if sampler.last_path is None else sampler.last_path
     result.loss_curves = cb.plot_loss_curves(csv_path, os.path.join(config.log_dir, "loss_curves.png"))
-    trainer.sampling_generator.save(os.path.join(config.log_dir, "generator.keras"))
+    generator = float32_generator(trainer.sampling_generator, config)
+    generator.save(os.path.join(config.log_dir, "generator.keras"))
     if config.export_dir:
-        result.export = export_generator(trainer.sampling_generator, config, config.export_dir, config.export_name)
+        result.export = export_generator(generator, config, config.export_dir, config.export_name)
         print(f"Exported the generator to {result.export}", flush=True)
     print(f"Done at step {result.step}: samples {result.samples}, checkpoint {result.checkpoint}", flush=True)
     return result
+
+
+def float32_generator(generator, config):
+    """The generator for files other programs load: a mixed-precision run's network rebuilt under the float32 policy
+    with the same weights (the weights are float32 already). A SavedModel traced in bfloat16 would run emulated,
+    several times slower, on hardware without bfloat16; `restore_generator` builds float32 too."""
+    if not config.mixed_precision:
+        return generator
+    with factory.precision_policy(config.replace(mixed_precision="")):
+        copy = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(generator))
+    copy.set_weights(generator.get_weights())
+    return copy
 
 
 def restore_generator(log_dir, checkpoint_path=None):
     """The generator of a run, rebuilt from its config.json and restored from its newest (or a given) checkpoint:
     the EMA weights when the run kept them (what its grids and exports show)."""
     config = configs.load(log_dir)
-    generator = factory.build_generator(config)
+    with factory.precision_policy(config.replace(mixed_precision="")):  # float32 whatever the run trained in
+        generator = factory.build_generator(config)
     path = checkpoint_path or tf.train.latest_checkpoint(checkpoint_dir(log_dir))
     if not path:
         raise configs.ConfigError(f"--log_dir: no checkpoint under {checkpoint_dir(log_dir)}")

@@ -40,7 +40,7 @@ def test_missing_log_dir_for_sample_and_export_is_a_clear_error(tmp_path):
     assert out.returncode == 1 and "config.json not found" in out.stderr.strip().splitlines()[-1]
 
 
-@pytest.mark.parametrize("flag", ["--replicas=3", "--replicas=0", "--mixed_precision=float16"])
+@pytest.mark.parametrize("flag", ["--replicas=3", "--replicas=0", "--mixed_precision=float16", "--mixed_precision=auto"])
 def test_bench_refuses_bad_replica_counts_and_policies(flag):
     out = run_binary("t2i.bin.bench", "--batch_size=4", flag)
     assert out.returncode == 1

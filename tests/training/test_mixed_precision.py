@@ -172,3 +172,68 @@ def test_precision_policy_is_restored_when_building_fails(tmp_path):
             assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
             raise RuntimeError("boom")
     assert keras.mixed_precision.global_policy().name == "float32"
+
+
+def test_a_mixed_bfloat16_run_exports_a_float32_network_with_its_weights(tmp_path):
+    """The .keras file and the SavedModel are the trained (EMA) weights in a float32 network: no bfloat16 op left
+    for a CPU without bfloat16 to emulate, and the same images up to bfloat16's rounding."""
+    export_dir = tmp_path / "exports"
+    config = tiny_config(tmp_path / "run", mixed_precision="mixed_bfloat16", steps=2, ema_decay=0.9,
+                         export_dir=str(export_dir), export_name="bf16")
+    result = run.train(config, verbose=False)
+    assert configs.load(tmp_path / "run").mixed_precision == "mixed_bfloat16"
+    trained, _, _ = run.restore_generator(str(tmp_path / "run"))
+    noise = np.random.default_rng(0).normal(size=(3, 100)).astype("float32")
+    with factory.precision_policy(config):
+        mixed = factory.build_generator(config)
+    mixed.set_weights(trained.get_weights())
+    assert {layer.dtype_policy.name for layer in mixed.layers if layer.weights} >= {"mixed_bfloat16"}
+    from_mixed = keras.ops.convert_to_numpy(mixed(noise, training=False))
+
+    loaded = keras.models.load_model(tmp_path / "run" / "generator.keras")
+    assert {layer.dtype_policy.name for layer in loaded.layers} == {"float32"}
+    serve = tf.saved_model.load(result.export).signatures["serving_default"]
+    assert "DT_BFLOAT16" not in str(serve.graph.as_graph_def())
+    from_keras = keras.ops.convert_to_numpy(loaded(noise, training=False))
+    from_serving = serve(noise=tf.constant(noise))["images_float"].numpy()
+    np.testing.assert_allclose(from_serving, from_keras, atol=1e-5)
+    np.testing.assert_allclose(from_keras, keras.ops.convert_to_numpy(trained(noise, training=False)), atol=1e-5)
+    # bfloat16 keeps 8 bits of mantissa: the mixed network's images agree to about 1e-2, not to float32's 1e-6.
+    difference = np.abs(from_keras - from_mixed)
+    assert 0 < difference.max() < 0.1 and difference.mean() < 0.02
+
+
+def test_auto_precision_is_bfloat16_where_the_hardware_has_it(tmp_path, monkeypatch, capsys):
+    from t2i.training import distribute
+
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [])
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 amx_tile amx_bf16\n\n"
+                       "processor\t: 1\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 amx_tile amx_bf16\n")
+    assert distribute.native_bfloat16(str(cpuinfo)) == (True, "CPU with amx_bf16, avx512_bf16")
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
+    assert distribute.native_bfloat16(str(cpuinfo))[0] is False
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS")
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512bw\n")
+    assert distribute.native_bfloat16(str(cpuinfo)) == (False, "CPU without AMX or AVX512-BF16")
+    assert distribute.native_bfloat16(str(tmp_path / "missing"))[0] is False  # no /proc (macOS, Windows)
+
+    gpus = ["GPU:0", "GPU:1"]
+    details = {"GPU:0": {"compute_capability": (8, 6)}, "GPU:1": {"compute_capability": (7, 5)}}
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: gpus if kind == "GPU" else [])
+    monkeypatch.setattr(tf.config.experimental, "get_device_details", lambda gpu: details[gpu])
+    assert distribute.native_bfloat16(str(cpuinfo)) == (False, "GPU compute capability (7, 5) < 8.0")
+    details["GPU:1"] = {"compute_capability": (9, 0)}
+    assert distribute.native_bfloat16(str(cpuinfo)) == (True, "GPU compute capability (8, 6)")
+
+    for native, expected in ((True, "mixed_bfloat16"), (False, "")):
+        monkeypatch.setattr(distribute, "native_bfloat16", lambda native=native: (native, "why"))
+        config = tiny_config(tmp_path, mixed_precision="auto")
+        configs.validate(config)
+        assert distribute.resolve_precision(config).mixed_precision == expected
+        assert f"--mixed_precision=auto: {expected or 'float32'} (why)" in capsys.readouterr().out
+        with factory.precision_policy(config):
+            assert keras.mixed_precision.global_policy().name == (expected or "float32")
+    fixed = tiny_config(tmp_path, mixed_precision="mixed_float16")
+    assert distribute.resolve_precision(fixed) is fixed
