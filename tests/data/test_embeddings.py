@@ -55,6 +55,15 @@ class FlakyEncoder(HashingEncoder):
         return super().call(texts)
 
 
+@pytest.fixture(autouse=True)
+def eager_encoders(monkeypatch):
+    """The test encoders count their calls in Python, which `encoders.encode`'s traced function would do only once
+    (tests/text/test_seq2seq.py checks that traced path's values)."""
+    from t2i.text import encoders
+
+    monkeypatch.setattr(encoders, "graph_call", lambda encoder: encoder)
+
+
 @pytest.fixture
 def corpus():
     return captions.shapes_corpus(num_examples=NUM_IMAGES, seed=3)

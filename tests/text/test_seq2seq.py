@@ -131,6 +131,8 @@ def test_saved_encoder_dir_loads_to_the_same_vectors(tmp_path):
     by_registry = encoders.load_encoder("seq2seq", str(tmp_path))
     np.testing.assert_allclose(encoders.encode(by_registry, sentences[:4] + ["an unseen zebra"], batch_size=2),
                                in_memory(batch).numpy(), rtol=1e-5, atol=1e-6)  # other batch sizes, other sums
+    # `encode` runs the encoder as one traced function for every batch size (2, 2, 1 here), not op by op.
+    assert encoders.graph_call(by_registry).experimental_get_tracing_count() == 1
     assert seq2seq.load(str(tmp_path), vector="bow").dim == 16
 
 
