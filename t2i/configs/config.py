@@ -328,11 +328,13 @@ PRESETS = {
     # pass --steps (17000 steps of the former preset, decay from the start: 0.80 from 7000 on, 0.89 at 17000, in
     # 17.5 minutes). On more cores pass --intra_op_threads=0. bfloat16 where the CPU computes it natively
     # (--mixed_precision=auto; AMX on that Xeon): 0.80x the float32 step (28.6 against 36.0 ms, bare step, one
-    # thread per op) at the same accuracy per step (0.772 against 0.782 at 6500 steps), so 8000 steps in the time
-    # 6500 took: 0.840 (FID 61) at 8000 (a 9000-step run: 0.842 at 8000, 0.851 at 9000). On CPUs without it
-    # (float32) the 8000 steps take about 1.2x as long.
+    # thread per op) at the same accuracy per step (0.772 against 0.782 at 6500 steps): 0.840 (FID 61) after 8000
+    # steps (a 9000-step run: 0.842 at 8000, 0.851 at 9000). The preset takes 7500, which cost less time than the
+    # 6500 float32 steps did: the main job measured 9 min 12 s to 9 min 54 s from a fresh clone with 8000 while the
+    # machine ran 1.1-1.4x slower than its best, too close to 10 minutes. On CPUs without bfloat16 (float32) the
+    # steps take about 1.2x as long.
     "stackgan_shapes": dict(
-        model="stackgan_stage1", dataset="shapes", image_size=32, batch_size=32, steps=8000, num_examples=20000,
+        model="stackgan_stage1", dataset="shapes", image_size=32, batch_size=32, steps=7500, num_examples=20000,
         noise_dim=100, ca_dim=128, ca_hidden=256, kl_weight=0.2, gf_dim=16, df_dim=32, stackgan_variant="simple",
         upsampling="nearest_fused", stackgan_base_size=4, conditional_bn=True, normalization="layer",
         standardize_embeddings=True, text_aux_weight=16.0, matching_aware=False, label_smoothing=0.1,
