@@ -331,8 +331,8 @@ PRESETS = {
     # thread per op) at the same accuracy per step (0.772 against 0.782 at 6500 steps): 0.840 (FID 61) after 8000
     # steps (a 9000-step run: 0.842 at 8000, 0.851 at 9000). The preset takes 7500, which cost less time than the
     # 6500 float32 steps did: the main job measured 9 min 12 s to 9 min 54 s from a fresh clone with 8000 while the
-    # machine ran 1.1-1.4x slower than its best, too close to 10 minutes. On CPUs without bfloat16 (float32) the
-    # steps take about 1.2x as long.
+    # machine ran 1.1-1.4x slower than its best, too close to 10 minutes (7500: 0.825, FID 70, the job 7 min 20 s).
+    # On CPUs without bfloat16 (float32) the steps take about 1.2x as long.
     "stackgan_shapes": dict(
         model="stackgan_stage1", dataset="shapes", image_size=32, batch_size=32, steps=7500, num_examples=20000,
         noise_dim=100, ca_dim=128, ca_hidden=256, kl_weight=0.2, gf_dim=16, df_dim=32, stackgan_variant="simple",
