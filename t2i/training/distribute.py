@@ -108,13 +108,18 @@ def native_bfloat16(cpuinfo_path="/proc/cpuinfo"):
     return False, "CPU without AMX or AVX512-BF16"
 
 
+def auto_precision():
+    """(policy, reason) that `mixed_precision="auto"` stands for on this hardware: what runs fastest without loss
+    scaling — mixed_bfloat16 where bfloat16 is native (`native_bfloat16`), float32 ("") elsewhere."""
+    native, reason = native_bfloat16()
+    return ("mixed_bfloat16" if native else ""), reason
+
+
 def resolve_precision(config):
-    """The config with `mixed_precision="auto"` replaced by what this hardware runs fastest without loss scaling:
-    mixed_bfloat16 where bfloat16 is native (`native_bfloat16`), float32 ("") elsewhere. Prints the choice."""
+    """The config with `mixed_precision="auto"` replaced by `auto_precision()`'s choice, which it prints."""
     if config.mixed_precision != "auto":
         return config
-    native, reason = native_bfloat16()
-    chosen = "mixed_bfloat16" if native else ""
+    chosen, reason = auto_precision()
     print(f"--mixed_precision=auto: {chosen or 'float32'} ({reason})", flush=True)
     return config.replace(mixed_precision=chosen)
 

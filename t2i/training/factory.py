@@ -201,7 +201,7 @@ def precision_policy(config):
     """
     policy = config.mixed_precision
     if policy == "auto":  # `t2i.training.run` resolves it first and records the choice; a library caller may not
-        policy = "mixed_bfloat16" if distribute.native_bfloat16()[0] else ""
+        policy = distribute.auto_precision()[0]
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(policy or "float32")
     try:
