@@ -139,6 +139,11 @@ flags.DEFINE_float("ema_decay", _DEFAULTS.ema_decay,
                    "Decay of the generator's exponential moving average (0 = none); grids and exports use it.")
 flags.DEFINE_float("mode_seeking_weight", _DEFAULTS.mode_seeking_weight,
                    "Mode-seeking (MSGAN) weight: pairs of fakes of one condition are pushed apart (0 = off).")
+flags.DEFINE_string("diff_augment", _DEFAULTS.diff_augment,
+                    "DiffAugment policy for every image the discriminator sees, real or fake: a comma-separated subset "
+                    "of color, translation, cutout ('' = off).")
+flags.DEFINE_float("translation_ratio", _DEFAULTS.translation_ratio,
+                   "DiffAugment translation: largest shift as a fraction of the image side.")
 flags.DEFINE_integer("n_critic", _DEFAULTS.n_critic, "Discriminator updates per batch.")
 flags.DEFINE_integer("n_gen", _DEFAULTS.n_gen, "Generator updates per batch.")
 flags.DEFINE_integer("batch_size", _DEFAULTS.batch_size, "Global batch size (split across replicas).")

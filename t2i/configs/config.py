@@ -122,6 +122,9 @@ class TrainConfig:
     label_smoothing: float = 0.0
     gp_weight: float = 0.0
     mode_seeking_weight: float = 0.0  # MSGAN's λ: fakes of one condition pushed apart in proportion to their z.
+    # DiffAugment policy for every image D sees ("translation", "color,translation,cutout"; "" = off).
+    diff_augment: str = ""
+    translation_ratio: float = 0.125  # the translation policy's largest shift, as a fraction of the image side.
     ema_decay: float = 0.0  # > 0: keep an exponential moving average of the generator; grids and exports use it.
     n_critic: int = 1
     n_gen: int = 1
@@ -506,6 +509,17 @@ def validate(config):
         fail("mode_seeking_weight", f"is a term of the adversarial trainers' generator loss, not --model={config.model}'s")
     if config.mode_seeking_weight and config.batch_size < 2:
         fail("mode_seeking_weight", "pairs the fakes of a batch: needs --batch_size >= 2")
+    if config.diff_augment:
+        from t2i.training import augment
+
+        try:
+            augment.parse_policy(config.diff_augment)
+        except ValueError:
+            fail("diff_augment", f"must be a comma-separated subset of {', '.join(augment.POLICIES)}")
+        if config.model in ("began", "srgan", "hdgan"):
+            fail("diff_augment", f"augments the single image D of the adversarial trainers, not --model={config.model}")
+    if not 0 < config.translation_ratio < 1:
+        fail("translation_ratio", "must be in (0, 1)")
     if config.lr_schedule == "step" and config.lr_decay_steps <= 0:
         fail("lr_decay_steps", "must be > 0 with --lr_schedule=step")
     if not 0 <= config.lr_hold_fraction < 1:

@@ -55,6 +55,7 @@ class ConditionalGANTrainer(GANTrainer):
         return {"noise": noise, self.condition_name: batch[self.label_key]}
 
     def discriminate(self, images, batch, training=True):
+        images = self.augment(images)
         if self._discriminator_is_conditional:
             return self.discriminator({"image": images, self.condition_name: batch[self.label_key]},
                                       training=training)

@@ -315,7 +315,8 @@ def _build_trainer(config, total_steps):
         adversarial = dict(
             adversarial_loss=config.loss, n_critic=config.n_critic, n_gen=config.n_gen,
             label_smoothing=config.label_smoothing, gradient_penalty_weight=config.gp_weight,
-            replay_buffer=_replay_buffer(config), mode_seeking_weight=config.mode_seeking_weight, **common,
+            replay_buffer=_replay_buffer(config), mode_seeking_weight=config.mode_seeking_weight,
+            diff_augment=config.diff_augment, translation_ratio=config.translation_ratio, **common,
         )
         if config.model in configs.TEXT_MODELS:
             trainer = _text_trainer(config, generator, discriminator, adversarial)

@@ -27,6 +27,7 @@ import tensorflow as tf
 from t2i.losses import adversarial
 from t2i.losses.diversity import mode_seeking_loss
 from t2i.losses.penalties import gradient_penalty
+from t2i.training import augment as augment_lib
 
 NOISE_DISTRIBUTIONS = ("normal", "uniform")
 
@@ -228,13 +229,21 @@ class GANTrainer(BaseTrainer):
         mode_seeking_weight: λ of the mode-seeking term (MSGAN, `t2i.losses.diversity`) added to the generator
             loss; 0 disables it. With it, fakes are made for the first half of the batch's conditions twice
             (`fake_condition_batch`), so rows i and i + B/2 share a condition and differ only in their noise.
+        diff_augment: DiffAugment policy (`t2i.training.augment`, e.g. "translation" or "color,translation,cutout")
+            applied to every image the discriminator sees, real or fake, in both updates; "" disables it.
+        translation_ratio: the translation policy's largest shift, as a fraction of the image side.
         **kwargs: `BaseTrainer` arguments (noise_distribution, num_samples, sample_seed).
     """
 
     def __init__(self, generator, discriminator, adversarial_loss="non_saturating", n_critic=1, n_gen=1,
                  label_smoothing=0.0, gradient_penalty_weight=0.0, replay_buffer=None, mode_seeking_weight=0.0,
-                 **kwargs):
+                 diff_augment="", translation_ratio=augment_lib.TRANSLATION_RATIO, **kwargs):
         super().__init__(generator, discriminator, **kwargs)
+        self.diff_augment = augment_lib.parse_policy(diff_augment)
+        if not 0.0 < translation_ratio < 1.0:
+            raise ValueError(f"translation_ratio must be in (0, 1). Received: translation_ratio={translation_ratio}")
+        self.translation_ratio = float(translation_ratio)
+        self._augment_calls = 0
         if n_critic < 1 or n_gen < 1:
             raise ValueError(f"n_critic and n_gen must be >= 1. Received: n_critic={n_critic}, n_gen={n_gen}")
         if isinstance(adversarial_loss, str):
@@ -279,11 +288,29 @@ class GANTrainer(BaseTrainer):
             state["replay_buffer"] = self.replay_buffer
         return state
 
+    def augment(self, images):
+        """`images` through the DiffAugment policy (unchanged without one); every `discriminate` starts here.
+
+        Each call site of a traced step draws its own transformations, seeded by (sample_seed, global step, call
+        site) and the replica id: reproducible across resumes, different for real and fake batches and per replica.
+        """
+        if not self.diff_augment:
+            return images
+        call = self._augment_calls
+        self._augment_calls += 1
+        seed = tf.stack([tf.constant(self.sample_seed, tf.int64), tf.cast(self.global_step, tf.int64)])
+        seed = tf.random.experimental.stateless_fold_in(seed, call)
+        context = tf.distribute.get_replica_context()
+        if context is not None and context.num_replicas_in_sync > 1:
+            seed = tf.random.experimental.stateless_fold_in(seed, context.replica_id_in_sync_group)
+        return augment_lib.diff_augment(images, self.diff_augment, seed, translation_ratio=self.translation_ratio)
+
     # -- hooks for conditional subclasses --------------------------------------------------------------------------
     def discriminate(self, images, batch, training=True):
-        """Discriminator output for `images` paired with this batch's conditions (none here)."""
+        """Discriminator output for `images` (augmented, see `augment`) paired with this batch's conditions (none
+        here)."""
         del batch
-        return self.discriminator(images, training=training)
+        return self.discriminator(self.augment(images), training=training)
 
     def discriminator_objective(self, batch, fake_batch, real_output, fake_output):
         """(per-example discriminator loss, {tracker name: value}); AC-GAN adds its auxiliary term here.

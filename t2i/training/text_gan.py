@@ -212,10 +212,11 @@ class HDGANTrainer(TextGANTrainer):
 
     def __init__(self, generator, discriminator, **kwargs):
         super().__init__(generator, discriminator, **kwargs)
-        if self.gradient_penalty_weight > 0 or self.replay_buffer is not None:
-            raise ValueError("HDGAN trains with the pair + patch losses only: gradient_penalty_weight must be 0 and "
-                             "replay_size 0. Received: gradient_penalty_weight="
-                             f"{self.gradient_penalty_weight}, replay_buffer={self.replay_buffer is not None}")
+        if self.gradient_penalty_weight > 0 or self.replay_buffer is not None or self.diff_augment:
+            raise ValueError("HDGAN trains with the pair + patch losses only: gradient_penalty_weight must be 0, "
+                             "replay_size 0 and diff_augment empty. Received: gradient_penalty_weight="
+                             f"{self.gradient_penalty_weight}, replay_buffer={self.replay_buffer is not None}, "
+                             f"diff_augment={','.join(self.diff_augment)!r}")
         self.scales = tuple(sorted(generator.output_scales))
         self.image_key = generator.largest_output_key
 

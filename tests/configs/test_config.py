@@ -52,6 +52,10 @@ def test_flags_override_preset_values(tmp_path):
     (dict(export_dir="out"), "--export_name"),
     (dict(channels=1), "--channels"),
     (dict(model="began", normalization="layer"), "--normalization"),
+    (dict(diff_augment="translation,flip"), "--diff_augment"),
+    (dict(diff_augment="translation,translation"), "--diff_augment"),
+    (dict(model="srgan", diff_augment="translation"), "--diff_augment"),
+    (dict(translation_ratio=0.0), "--translation_ratio"),
 ])
 def test_bad_values_name_the_flag(changes, flag, tmp_path):
     config = dataclasses.replace(configs.TrainConfig(log_dir=str(tmp_path), steps=5), **changes)
