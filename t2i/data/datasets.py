@@ -244,8 +244,18 @@ def _as_float_images(example):
 
 
 def training_pipeline(dataset, batch_size, keys=("image",), seed=0, shuffle_buffer=_SHUFFLE_BUFFER):
-    """Shuffle → repeat → [-1, 1] → batch (full batches only, for equal replica shards) → prefetch."""
+    """Shuffle → repeat → [-1, 1] → batch (full batches only, for equal replica shards) → prefetch.
+
+    tf.data's autotuning model is switched off (AUTOTUNE parallelism then means one call per core, and the prefetch
+    buffer still grows on demand): its optimisation thread sleeps for up to 60 s between rounds once a run is a few
+    minutes old, and destroying the iterator at the end of `fit` waited for that sleep — 40–50 s of a 7500-step run
+    spent after its last step (TensorFlow 2.21, seen with gdb: the main thread in ~RootDataset::Iterator, the
+    `Model::OptimizeLoop` thread in a timed wait).
+    """
     dataset = dataset.map(lambda example: {key: example[key] for key in keys})
     dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True).repeat()
     dataset = dataset.map(_as_float_images, num_parallel_calls=tf.data.AUTOTUNE)
-    return dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    dataset = dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.with_options(options)

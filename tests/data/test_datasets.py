@@ -61,6 +61,16 @@ def _config(tmp_path, **overrides):
     return configs.TrainConfig(**values)
 
 
+def test_training_pipeline_runs_without_tf_data_autotuning(tmp_path):
+    """Its optimisation thread made the end of a long fit wait up to 60 s (datasets.training_pipeline); a
+    mis-ordered option (set on an inner dataset) would be silently overridden, so the outermost one is checked."""
+    config = configs.TrainConfig(dataset="shapes", image_size=32, num_examples=8, log_dir=str(tmp_path), steps=1)
+    dataset, _ = datasets.build_dataset(config)
+    pipeline = datasets.training_pipeline(dataset, batch_size=4, keys=("image",), seed=0)
+    assert pipeline.options().autotune.enabled is False
+    assert next(iter(pipeline))["image"].shape == (4, 32, 32, 3)
+
+
 def test_folder_classes_yield_one_hot_labels(tmp_path, class_tree):
     config = _config(tmp_path, dataset="folder", data_dir=str(class_tree), class_subfolders=True)
     dataset, size = datasets.build_dataset(config, training=False)
