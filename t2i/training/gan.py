@@ -291,8 +291,9 @@ class GANTrainer(BaseTrainer):
     def augment(self, images):
         """`images` through the DiffAugment policy (unchanged without one); every `discriminate` starts here.
 
-        Each call site of a traced step draws its own transformations, seeded by (sample_seed, global step, call
-        site) and the replica id: reproducible across resumes, different for real and fake batches and per replica.
+        Each call site of a step draws its own transformations, seeded by (sample_seed, global step, call site —
+        numbered from 0 in each `train_step`) and the replica id: reproducible across resumes, different for real
+        and fake batches and per replica.
         """
         if not self.diff_augment:
             return images
@@ -409,6 +410,7 @@ class GANTrainer(BaseTrainer):
         return self.generator(self.generator_inputs(batch, noise), training=True), noise
 
     def train_step(self, batch):
+        self._augment_calls = 0  # call sites numbered per trace: the same draws in every process (resumes too)
         batch_size = tf.shape(batch["image"])[0]
         fake_batch = self.fake_condition_batch(batch)
         for _ in range(self.n_critic - 1):
