@@ -149,6 +149,9 @@ flags.DEFINE_integer("n_gen", _DEFAULTS.n_gen, "Generator updates per batch.")
 flags.DEFINE_integer("batch_size", _DEFAULTS.batch_size, "Global batch size (split across replicas).")
 flags.DEFINE_integer("steps", _DEFAULTS.steps, "Total training steps (batches); or use --epochs.")
 flags.DEFINE_integer("epochs", _DEFAULTS.epochs, "Total epochs over the dataset; or use --steps.")
+flags.DEFINE_float("time_budget", _DEFAULTS.time_budget,
+                   "Seconds this invocation may train (0: no limit): it trains --steps (or --epochs) or the part "
+                   "of them that fits, measured as it goes, with a linear schedule ending at that step.")
 flags.DEFINE_float("lr_g", _DEFAULTS.lr_g, "Generator learning rate.")
 flags.DEFINE_float("lr_d", _DEFAULTS.lr_d, "Discriminator learning rate.")
 flags.DEFINE_float("beta1", _DEFAULTS.beta1, "Adam β1.")

@@ -131,6 +131,9 @@ class TrainConfig:
     batch_size: int = 64
     steps: int = 0
     epochs: int = 0
+    # > 0: seconds of training (from the first step to the last) this invocation may take; the run then ends at the
+    # last of --steps that fits, its learning-rate schedule fitted to that step (`t2i.training.callbacks.TimeBudget`).
+    time_budget: float = 0.0
     lr_g: float = 2e-4
     lr_d: float = 2e-4
     beta1: float = 0.5
@@ -493,6 +496,11 @@ def validate(config):
             fail(flag, "must be >= 0 (0: TensorFlow's default)")
     if config.epochs < 0:
         fail("epochs", "must be >= 0")
+    if not config.time_budget >= 0 or config.time_budget == float("inf"):
+        fail("time_budget", "must be a finite number of seconds >= 0 (0: no limit)")
+    if config.time_budget and config.strategy == "multi_worker":
+        # Each worker would time itself and could pick another last step: the collectives would then hang.
+        fail("time_budget", "is measured per process; with --strategy=multi_worker give --steps alone")
     if (config.steps > 0) == (config.epochs > 0):
         fail("steps", "give exactly one of --steps or --epochs (> 0)")
     for flag in ("lr_g", "lr_d"):

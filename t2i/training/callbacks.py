@@ -245,6 +245,78 @@ def plot_loss_curves(csv_path, png_path):
     return png_path
 
 
+class TimeBudget(keras.callbacks.Callback):
+    """Ends the run within `budget` seconds of training at the last step that fits, the schedule fitted to it.
+
+    The clock starts when training starts (the first step's tracing counts). After every step past the first
+    `probe_steps` (the first step, which traces and compiles, is never part of a rate) it measures the seconds per
+    step so far, sample grids and checkpoints included, and sets the trainer's `step_horizon` to the last step
+    that fits what is left of the budget, at most `max_steps`. A linear schedule built on `step_horizon` holds
+    and then decays towards it; once its decay starts (`freeze_step(horizon)`, None for schedules that do not
+    depend on the run's length) the horizon is frozen, so the decay is one straight line; the run then ends at
+    the frozen step. Should the machine slow down after that, training stops when the budget is spent, wherever
+    it is (`ran_out` says so). A horizon restored from a checkpoint whose decay had started stays frozen.
+    """
+
+    def __init__(self, trainer, budget, max_steps, freeze_step=None, probe_steps=20, clock=time.perf_counter,
+                 stream=None):
+        super().__init__()
+        self.trainer = trainer
+        self.budget = float(budget)
+        self.max_steps = int(max_steps)
+        self.freeze_step = freeze_step
+        self.probe_steps = int(probe_steps)
+        self.clock = clock
+        self.stream = stream or sys.stdout
+        self.frozen = False
+        self.ran_out = False
+        self.seconds_per_step = None
+        self._start = self._first = None
+        self._announced = False
+
+    def _announce(self, step, horizon):
+        about = "" if self.frozen else "about "
+        self.stream.write(f"--time_budget={self.budget:g}: {self.seconds_per_step:.3f} s/step over "
+                          f"{step - self._first[1]} timed steps; training to {about}step {horizon} of "
+                          f"{self.max_steps}\n")
+        self.stream.flush()
+        self._announced = True
+
+    def _horizon(self):
+        return int(self.trainer.step_horizon.numpy())
+
+    def _decay_started(self, step, horizon):
+        return self.freeze_step is not None and step >= self.freeze_step(horizon)
+
+    def on_train_begin(self, logs=None):
+        self._start, self._first = self.clock(), None
+        horizon = self._horizon()
+        self.frozen = self._decay_started(int(self.trainer.global_step.numpy()), horizon)
+
+    def on_train_batch_end(self, batch, logs=None):
+        now, step = self.clock(), int(self.trainer.global_step.numpy())
+        elapsed = now - self._start
+        if self._first is None:
+            self._first = (now, step)
+        horizon = self._horizon()
+        if not self.frozen and step - self._first[1] >= self.probe_steps:
+            self.seconds_per_step = (now - self._first[0]) / (step - self._first[1])
+            fits = step + int(max(self.budget - elapsed, 0.0) // self.seconds_per_step)
+            new = min(max(fits, step), self.max_steps)
+            if new != horizon:
+                self.trainer.step_horizon.assign(new)
+            horizon = new
+            if self._decay_started(step, horizon) or horizon == step:
+                self.frozen = True
+            if not self._announced and (self.frozen or self.freeze_step is None):
+                self._announce(step, horizon)
+        if step >= horizon:
+            self.trainer.stop_training = True
+        elif elapsed >= self.budget:
+            self.ran_out = True
+            self.trainer.stop_training = True
+
+
 class ProgressBar(keras.callbacks.Callback):
     """One self-updating line on a terminal; on a log file (CI, nohup) a plain line every `every` steps.
 
@@ -253,9 +325,10 @@ class ProgressBar(keras.callbacks.Callback):
     """
 
     def __init__(self, trainer, total_steps, every=100, stream=None, width=24):
+        """`total_steps`: the run's last step, or a variable holding it (`--time_budget` moves it)."""
         super().__init__()
         self.trainer = trainer
-        self.total_steps = total_steps
+        self._total_steps = total_steps
         self.every = every
         self.stream = stream or sys.stdout
         self.width = width
@@ -263,6 +336,11 @@ class ProgressBar(keras.callbacks.Callback):
         self.interactive = hasattr(self.stream, "isatty") and self.stream.isatty()
         self._start_time = None
         self._start_step = None
+
+    @property
+    def total_steps(self):
+        total = self._total_steps
+        return int(total.numpy()) if hasattr(total, "numpy") else int(total)
 
     def on_train_begin(self, logs=None):
         self._start_step = int(self.trainer.global_step.numpy())

@@ -210,15 +210,16 @@ def precision_policy(config):
         keras.mixed_precision.set_global_policy(previous)
 
 
-def build_optimizers(config, total_steps):
+def build_optimizers(config, total_steps, horizon=None):
     """(generator optimizer, discriminator optimizer): Adam on the config's schedule; under mixed_float16 each is
     wrapped in a `LossScaleOptimizer`, whose dynamic loss scale keeps float16 gradients from underflowing (the
-    trainers scale their losses by it and it unscales the gradients, skipping steps whose gradients overflow)."""
+    trainers scale their losses by it and it unscales the gradients, skipping steps whose gradients overflow).
+    `horizon`: a variable holding the run's last step, which a linear schedule then follows (`--time_budget`)."""
     def adam(learning_rate, updates_per_step):
         schedule = schedules.build_schedule(
             config.lr_schedule, learning_rate, updates_per_step, decay_steps=config.lr_decay_steps,
             rate=config.lr_decay_rate, minimum=config.lr_min, total_steps=total_steps,
-            hold_fraction=config.lr_hold_fraction,
+            hold_fraction=config.lr_hold_fraction, horizon=horizon,
         )
         optimizer = optimizers.FusedAdam(schedule, beta_1=config.beta1, beta_2=config.beta2)
         if config.mixed_precision == "mixed_float16":
@@ -331,7 +332,10 @@ def _build_trainer(config, total_steps):
                 trainer = ConditionalGANTrainer(generator, discriminator, **labelled, **adversarial)
         else:
             trainer = GANTrainer(generator, discriminator, **adversarial)
-    g_optimizer, d_optimizer = build_optimizers(config, total_steps)
+    trainer.step_horizon.assign(total_steps)
+    # Under --time_budget the run's last step is found while it trains: the schedule follows the variable.
+    horizon = trainer.step_horizon if config.time_budget > 0 else None
+    g_optimizer, d_optimizer = build_optimizers(config, total_steps, horizon)
     trainer.compile(g_optimizer, d_optimizer, jit_compile=config.jit_compile)
     return trainer
 

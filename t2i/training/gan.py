@@ -87,6 +87,10 @@ class BaseTrainer(keras.Model):
         # Counts batches trained; checkpointed, so a resumed run continues at the right step.
         self.global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step",
                                        aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+        # The step the run ends at (`t2i.training.run` sets it to --steps, or to what fits --time_budget); a linear
+        # learning-rate schedule built on it decays to its minimum there. Checkpointed with the step.
+        self.step_horizon = tf.Variable(0, dtype=tf.int64, trainable=False, name="step_horizon",
+                                        aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
 
     def compile(self, g_optimizer, d_optimizer, **kwargs):
         super().compile(**kwargs)

@@ -23,7 +23,7 @@ from t2i import configs
 from t2i.data import datasets
 from t2i.export import saved_model
 from t2i.training import callbacks as cb
-from t2i.training import distribute, factory, sampling
+from t2i.training import distribute, factory, sampling, schedules
 from t2i.utils import files
 
 
@@ -49,6 +49,7 @@ def make_checkpoint(trainer):
         generator=trainer.generator, discriminator=trainer.discriminator,
         g_optimizer=_checkpointed_optimizer(trainer.g_optimizer),
         d_optimizer=_checkpointed_optimizer(trainer.d_optimizer), global_step=trainer.global_step,
+        step_horizon=trainer.step_horizon,
         **trainer.extra_state(),
     )
 
@@ -126,6 +127,8 @@ def _train(config, chief, trainer, checkpoint, own_checkpoints, chief_checkpoint
         factory.apply_learning_rates(trainer, config)
         logging.info("Resumed from %s at step %d.", latest, resumed_from)
         print(f"Resumed from {latest} at step {resumed_from}.", flush=True)
+    horizon = _restore_horizon(config, trainer, steps, resumed_from) if latest else steps
+    trainer.step_horizon.assign(horizon)
     if chief:
         configs.save(config, config.log_dir)
         if config.uses_text:
@@ -143,22 +146,37 @@ def _train(config, chief, trainer, checkpoint, own_checkpoints, chief_checkpoint
     # Every worker resets its trackers and saves checkpoints on the same schedule (a multi-worker save is a
     # collective act); only the chief writes into log_dir.
     callbacks = [guard, cb.ScalarLogger(trainer, csv_path if chief else None, config.log_every, writer), checkpointer]
+    budget = None
+    if config.time_budget > 0:
+        budget = cb.TimeBudget(trainer, config.time_budget, steps, schedules.horizon_decay_start(
+            config.lr_schedule, config.lr_hold_fraction, steps))
+        callbacks.insert(1, budget)  # After the guard; before the callbacks that save or draw at the last step.
     if verbose:
-        callbacks.append(cb.ProgressBar(trainer, steps, every=max(config.log_every, steps // 20)))
+        callbacks.append(cb.ProgressBar(trainer, trainer.step_horizon, every=max(config.log_every, steps // 20)))
     if chief:
         callbacks.append(sampler)
 
-    remaining = steps - resumed_from
+    remaining = horizon - resumed_from
     if remaining > 0:
         pipeline = datasets.training_pipeline(
             dataset, config.batch_size, keys=factory.batch_keys(config), seed=config.seed + resumed_from
         )
-        print(f"Training {config.model} on {config.dataset} for steps {resumed_from + 1}-{steps} "
+        fits = f" or what fits --time_budget={config.time_budget:g} s" if budget is not None and horizon == steps \
+            else ""
+        print(f"Training {config.model} on {config.dataset} for steps {resumed_from + 1}-{horizon}{fits} "
               f"(batch {config.batch_size}, {config.image_size}x{config.image_size}) in {config.log_dir}", flush=True)
         trainer.fit(pipeline, epochs=1, steps_per_epoch=remaining, callbacks=callbacks, verbose=0, shuffle=False)
     else:
-        print(f"{config.log_dir} is already trained to step {resumed_from} (--steps={steps}); nothing to do.",
-              flush=True)
+        to = f"its --time_budget end, of --steps={steps}" if horizon < steps else f"--steps={steps}"
+        print(f"{config.log_dir} is already trained to step {resumed_from} ({to}); nothing to do.", flush=True)
+    if budget is not None and remaining > 0:
+        reached = int(trainer.global_step.numpy())
+        if budget.ran_out:
+            print(f"--time_budget={config.time_budget:g} s ran out at step {reached}, before the planned last step "
+                  f"{int(trainer.step_horizon.numpy())}; re-run the command to finish.", flush=True)
+        else:
+            print(f"--time_budget={config.time_budget:g} s: trained to step {reached} of --steps={steps}.",
+                  flush=True)
     if guard.failure is not None:
         last = tf.train.latest_checkpoint(chief_checkpoints) or "none written yet"
         raise cb.NonFiniteLossError(
@@ -181,6 +199,20 @@ def _train(config, chief, trainer, checkpoint, own_checkpoints, chief_checkpoint
         print(f"Exported the generator to {result.export}", flush=True)
     print(f"Done at step {result.step}: samples {result.samples}, checkpoint {result.checkpoint}", flush=True)
     return result
+
+
+def _restore_horizon(config, trainer, steps, resumed_from):
+    """The last step of a resumed run: --steps, unless this run and the one it resumes both have a --time_budget
+    and the restored run had frozen its budgeted end (its linear decay had started): that end then stands, so
+    the decay stays one line."""
+    restored = int(trainer.step_horizon.numpy())
+    decay_start = schedules.horizon_decay_start(config.lr_schedule, config.lr_hold_fraction, steps)
+    saved = os.path.join(config.log_dir, "config.json")
+    budgeted = os.path.exists(saved) and configs.load(config.log_dir).time_budget > 0
+    if (config.time_budget > 0 and budgeted and decay_start is not None and 0 < restored < steps
+            and resumed_from >= decay_start(restored)):
+        return restored
+    return steps
 
 
 def float32_generator(generator, config):
