@@ -152,6 +152,9 @@ flags.DEFINE_integer("epochs", _DEFAULTS.epochs, "Total epochs over the dataset;
 flags.DEFINE_float("time_budget", _DEFAULTS.time_budget,
                    "Seconds this invocation may train (0: no limit): it trains --steps (or --epochs) or the part "
                    "of them that fits, measured as it goes, with a linear schedule ending at that step.")
+flags.DEFINE_float("time_budget_start", _DEFAULTS.time_budget_start,
+                   "Unix time (S=$(date +%s) at the start of a job of several commands) --time_budget counts from, "
+                   "instead of the start of training (0).")
 flags.DEFINE_float("lr_g", _DEFAULTS.lr_g, "Generator learning rate.")
 flags.DEFINE_float("lr_d", _DEFAULTS.lr_d, "Discriminator learning rate.")
 flags.DEFINE_float("beta1", _DEFAULTS.beta1, "Adam β1.")

@@ -7,6 +7,7 @@ the library validates it before any work starts and writes it to `<log_dir>/conf
 import dataclasses
 import json
 import os
+import time
 
 from t2i.utils import files
 
@@ -134,6 +135,9 @@ class TrainConfig:
     # > 0: seconds of training (from the first step to the last) this invocation may take; the run then ends at the
     # last of --steps that fits, its learning-rate schedule fitted to that step (`t2i.training.callbacks.TimeBudget`).
     time_budget: float = 0.0
+    # > 0: a Unix time (e.g. `date +%s` at the start of a multi-command job) the budget counts from instead of the
+    # start of training, so the time earlier commands took comes off it.
+    time_budget_start: float = 0.0
     lr_g: float = 2e-4
     lr_d: float = 2e-4
     beta1: float = 0.5
@@ -498,6 +502,12 @@ def validate(config):
         fail("epochs", "must be >= 0")
     if not config.time_budget >= 0 or config.time_budget == float("inf"):
         fail("time_budget", "must be a finite number of seconds >= 0 (0: no limit)")
+    if config.time_budget_start:
+        if not config.time_budget > 0:
+            fail("time_budget_start", "counts --time_budget from that moment: give --time_budget too")
+        if not 0 < config.time_budget_start <= time.time() + 60:
+            fail("time_budget_start", "must be a Unix time in seconds, not in the future (e.g. S=$(date +%s) at "
+                                      "the start of the job)")
     if config.time_budget and config.strategy == "multi_worker":
         # Each worker would time itself and could pick another last step: the collectives would then hang.
         fail("time_budget", "is measured per process; with --strategy=multi_worker give --steps alone")

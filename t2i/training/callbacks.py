@@ -256,13 +256,19 @@ class TimeBudget(keras.callbacks.Callback):
     depend on the run's length) the horizon is frozen, so the decay is one straight line; the run then ends at
     the frozen step. Should the machine slow down after that, training stops when the budget is spent, wherever
     it is (`ran_out` says so). A horizon restored from a checkpoint whose decay had started stays frozen.
+
+    `started_at`: a Unix time (`wall_clock`'s) the budget counts from instead of the start of training; what
+    passed between it and the start of training (earlier commands of a job, start-up) is already spent.
     """
 
     def __init__(self, trainer, budget, max_steps, freeze_step=None, probe_steps=20, clock=time.perf_counter,
-                 stream=None):
+                 stream=None, started_at=0.0, wall_clock=time.time):
         super().__init__()
         self.trainer = trainer
         self.budget = float(budget)
+        self.started_at = float(started_at)
+        self.wall_clock = wall_clock
+        self.spent_before = 0.0
         self.max_steps = int(max_steps)
         self.freeze_step = freeze_step
         self.probe_steps = int(probe_steps)
@@ -276,7 +282,8 @@ class TimeBudget(keras.callbacks.Callback):
 
     def _announce(self, step, horizon):
         about = "" if self.frozen else "about "
-        self.stream.write(f"--time_budget={self.budget:g}: {self.seconds_per_step:.3f} s/step over "
+        spent = f" ({self.spent_before:.0f} s of it spent before training)" if self.started_at else ""
+        self.stream.write(f"--time_budget={self.budget:g}{spent}: {self.seconds_per_step:.3f} s/step over "
                           f"{step - self._first[1]} timed steps; training to {about}step {horizon} of "
                           f"{self.max_steps}\n")
         self.stream.flush()
@@ -290,6 +297,9 @@ class TimeBudget(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self._start, self._first = self.clock(), None
+        if self.started_at:
+            self.spent_before = max(self.wall_clock() - self.started_at, 0.0)
+            self._start -= self.spent_before
         horizon = self._horizon()
         self.frozen = self._decay_started(int(self.trainer.global_step.numpy()), horizon)
 

@@ -14,6 +14,7 @@ run directory:
 """
 import dataclasses
 import os
+import time
 
 import keras
 import tensorflow as tf
@@ -149,7 +150,7 @@ def _train(config, chief, trainer, checkpoint, own_checkpoints, chief_checkpoint
     budget = None
     if config.time_budget > 0:
         budget = cb.TimeBudget(trainer, config.time_budget, steps, schedules.horizon_decay_start(
-            config.lr_schedule, config.lr_hold_fraction, steps))
+            config.lr_schedule, config.lr_hold_fraction, steps), started_at=config.time_budget_start)
         callbacks.insert(1, budget)  # After the guard; before the callbacks that save or draw at the last step.
     if verbose:
         callbacks.append(cb.ProgressBar(trainer, trainer.step_horizon, every=max(config.log_every, steps // 20)))
@@ -161,8 +162,12 @@ def _train(config, chief, trainer, checkpoint, own_checkpoints, chief_checkpoint
         pipeline = datasets.training_pipeline(
             dataset, config.batch_size, keys=factory.batch_keys(config), seed=config.seed + resumed_from
         )
-        fits = f" or what fits --time_budget={config.time_budget:g} s" if budget is not None and horizon == steps \
-            else ""
+        fits = ""
+        if budget is not None and horizon == steps:
+            fits = f" or what fits --time_budget={config.time_budget:g} s"
+            if config.time_budget_start:
+                left = config.time_budget - (time.time() - config.time_budget_start)
+                fits += f" ({left:.0f} s of it left)"
         print(f"Training {config.model} on {config.dataset} for steps {resumed_from + 1}-{horizon}{fits} "
               f"(batch {config.batch_size}, {config.image_size}x{config.image_size}) in {config.log_dir}", flush=True)
         trainer.fit(pipeline, epochs=1, steps_per_epoch=remaining, callbacks=callbacks, verbose=0, shuffle=False)

@@ -94,6 +94,25 @@ def test_schedules_independent_of_the_length_keep_re_estimating():
     assert not callback.ran_out
 
 
+def test_a_budget_counted_from_an_earlier_moment_has_that_time_spent():
+    # The job began 40 s before training (earlier commands): of 100 s, 60 are left. Tracing 10 s, then 1 s/step:
+    # step s ends 49 + s s into the budget, so the last step that fits is 51 (its decay starts at 26).
+    trainer = _Trainer()
+    stream = io.StringIO()
+    seconds_at = lambda s: 0.0 if s == 0 else 9.0 + s
+    callback = cb.TimeBudget(trainer, 100, 1000, schedules.horizon_decay_start("linear", 0.5, 1000),
+                             clock=lambda: seconds_at(int(trainer.global_step.numpy())), stream=stream,
+                             started_at=5000.0, wall_clock=lambda: 5040.0)
+    callback.on_train_begin()
+    while not trainer.stop_training:
+        trainer.global_step.assign_add(1)
+        callback.on_train_batch_end(0)
+    assert callback.spent_before == 40.0
+    assert int(trainer.global_step.numpy()) == 51 and int(trainer.step_horizon.numpy()) == 51
+    assert stream.getvalue() == ("--time_budget=100 (40 s of it spent before training): 1.000 s/step over 25 timed "
+                                 "steps; training to step 51 of 1000\n")
+
+
 def test_a_budget_that_holds_every_step_changes_nothing():
     trainer = _Trainer()
     callback, printed = _drive(1e6, trainer, lambda s: float(s), schedules.horizon_decay_start("linear", 0.5, 300),
@@ -156,11 +175,26 @@ def test_a_run_that_ran_out_resumes_to_its_frozen_last_step(make_config, monkeyp
     assert third.resumed_from == 60 and third.step == 64
 
 
+def test_a_budget_spent_before_training_stops_after_one_step(make_config, capsys):
+    import time
+
+    # The job "began" 2000 s ago against a 1000 s budget: one step (the trace) runs, and the run says why it stopped.
+    config = make_config(steps=50, time_budget=1000.0, time_budget_start=time.time() - 2000.0,
+                         lr_schedule="linear", lr_hold_fraction=0.5)
+    result = run.train(config, verbose=0)
+    assert result.step == 1 and result.checkpoint.endswith("ckpt-1")
+    printed = capsys.readouterr().out
+    assert "--time_budget=1000 s ran out at step 1, before the planned last step 50" in printed
+
+
 @pytest.mark.parametrize("changes", [dict(time_budget=-1.0), dict(time_budget=float("nan")),
                                      dict(time_budget=float("inf")),
-                                     dict(time_budget=60.0, strategy="multi_worker")])
+                                     dict(time_budget=60.0, strategy="multi_worker"),
+                                     dict(time_budget_start=1.7e9), dict(time_budget=60.0, time_budget_start=-5.0),
+                                     dict(time_budget=60.0, time_budget_start=4.1e9)])
 def test_bad_budgets_name_the_flag(changes, tmp_path):
     config = configs.TrainConfig(log_dir=str(tmp_path), steps=5, **changes)
     with pytest.raises(configs.ConfigError) as error:
         configs.validate(config)
-    assert str(error.value).startswith("--time_budget") and "Received:" in str(error.value)
+    flag = "--time_budget_start" if "time_budget_start" in changes else "--time_budget"
+    assert str(error.value).startswith(flag + ":") and "Received:" in str(error.value)
