@@ -45,14 +45,26 @@ def _checkpointed_optimizer(optimizer):
     return getattr(optimizer, "inner_optimizer", optimizer)
 
 
-def make_checkpoint(trainer):
+def make_checkpoint(trainer, with_horizon=True):
+    """The trainer's checkpoint; `with_horizon=False` leaves out `step_horizon` (to restore checkpoints written
+    before it existed, which `restore_training_state` does on its own)."""
+    horizon = {"step_horizon": trainer.step_horizon} if with_horizon else {}
     return tf.train.Checkpoint(
         generator=trainer.generator, discriminator=trainer.discriminator,
         g_optimizer=_checkpointed_optimizer(trainer.g_optimizer),
         d_optimizer=_checkpointed_optimizer(trainer.d_optimizer), global_step=trainer.global_step,
-        step_horizon=trainer.step_horizon,
-        **trainer.extra_state(),
+        **horizon, **trainer.extra_state(),
     )
+
+
+def restore_training_state(trainer, checkpoint, path):
+    """Restores `checkpoint` (from `make_checkpoint`) from `path`, checking every object was in it. A checkpoint
+    written before runs checkpointed their last step (`step_horizon`) restores all the rest; the run's end is then
+    its --steps, as it was when that checkpoint was written."""
+    names = {name.split("/")[0] for name, _ in tf.train.list_variables(path)}
+    if "step_horizon" not in names:
+        checkpoint = make_checkpoint(trainer, with_horizon=False)
+    checkpoint.restore(path).assert_existing_objects_matched()
 
 
 def checkpoint_dir(log_dir):
@@ -123,7 +135,7 @@ def _train(config, chief, trainer, checkpoint, own_checkpoints, chief_checkpoint
     # Every task restores from the chief's checkpoints (shared storage), the only ones that outlive a run.
     latest = tf.train.latest_checkpoint(chief_checkpoints)
     if latest:
-        checkpoint.restore(latest).assert_existing_objects_matched()
+        restore_training_state(trainer, checkpoint, latest)
         resumed_from = int(trainer.global_step.numpy())
         factory.apply_learning_rates(trainer, config)
         logging.info("Resumed from %s at step %d.", latest, resumed_from)

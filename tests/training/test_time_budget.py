@@ -187,6 +187,27 @@ def test_a_budget_spent_before_training_stops_after_one_step(make_config, capsys
     assert "--time_budget=1000 s ran out at step 1, before the planned last step 50" in printed
 
 
+def test_checkpoints_written_before_the_horizon_existed_still_resume(make_config):
+    config = make_config(steps=4, checkpoint_every=1000)
+    run.train(config, verbose=0)
+    # Rewrite the run's checkpoint as the previous version wrote it: everything but step_horizon.
+    from t2i.training import factory
+
+    cfg = configs.load(config.log_dir)
+    trainer = factory.build_trainer(cfg, 4)
+    latest = tf.train.latest_checkpoint(run.checkpoint_dir(config.log_dir))
+    run.make_checkpoint(trainer).restore(latest).assert_existing_objects_matched()
+    old = run.make_checkpoint(trainer, with_horizon=False)
+    old_path = tf.train.CheckpointManager(old, run.checkpoint_dir(config.log_dir), 3).save(checkpoint_number=4)
+    names = {name.split("/")[0] for name, _ in tf.train.list_variables(old_path)}
+    assert "step_horizon" not in names and "global_step" in names
+
+    resumed = run.train(config.replace(steps=6), verbose=0)
+    assert resumed.resumed_from == 4 and resumed.step == 6
+    names = {name.split("/")[0] for name, _ in tf.train.list_variables(resumed.checkpoint)}
+    assert "step_horizon" in names
+
+
 @pytest.mark.parametrize("changes", [dict(time_budget=-1.0), dict(time_budget=float("nan")),
                                      dict(time_budget=float("inf")),
                                      dict(time_budget=60.0, strategy="multi_worker"),
